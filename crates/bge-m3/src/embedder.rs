@@ -1,0 +1,270 @@
+//! The `Embedder`: tokenize, batch, run the model, cut out each text's outputs.
+
+use std::path::Path;
+
+use crate::batching::{plan_batches, Batch};
+use crate::error::{Error, Result};
+use crate::heads::{colbert_from_rows, dense_from_row, sparse_from_token_weights, MultiVector, SparseEmbedding};
+use crate::model_files::ModelFiles;
+use crate::session::{BatchInput, BatchOutput, OnnxModel, Outputs, SessionSettings};
+use crate::tokenizer::{read_json, TokenizedText, Tokenizer};
+
+/// BGE-M3's max length in tokens, `<s>` and `</s>` included: its 8194 position
+/// embeddings minus the two that XLM-R skips (positions start at pad id + 1).
+pub const DEFAULT_MAX_LENGTH: usize = 8192;
+
+/// Default token budget of one batch, padding included.
+pub const DEFAULT_TOKEN_BUDGET: usize = 16384;
+
+/// Options of an [`Embedder`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct EmbedderOptions {
+    /// Max length in tokens, `<s>` and `</s>` included; longer texts are truncated and
+    /// flagged. Default [`DEFAULT_MAX_LENGTH`]; at most the model's position limit.
+    pub max_length: usize,
+    /// Max padded tokens (texts × longest text) in one model call. A text longer
+    /// than the budget runs alone. Default [`DEFAULT_TOKEN_BUDGET`].
+    pub token_budget: usize,
+    /// ONNX Runtime intra-op threads; 0 lets ONNX Runtime choose. Default: the number
+    /// of CPUs this process may use.
+    pub threads: usize,
+    /// Which outputs to compute. Default: all three.
+    pub outputs: Outputs,
+}
+
+impl Default for EmbedderOptions {
+    fn default() -> Self {
+        Self {
+            max_length: DEFAULT_MAX_LENGTH,
+            token_budget: DEFAULT_TOKEN_BUDGET,
+            threads: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            outputs: Outputs::ALL,
+        }
+    }
+}
+
+impl EmbedderOptions {
+    /// Returns the default options.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the max length in tokens.
+    pub fn with_max_length(mut self, max_length: usize) -> Self {
+        self.max_length = max_length;
+        self
+    }
+
+    /// Sets the token budget of one batch.
+    pub fn with_token_budget(mut self, token_budget: usize) -> Self {
+        self.token_budget = token_budget;
+        self
+    }
+
+    /// Sets the ONNX Runtime intra-op thread count (0: ONNX Runtime's default).
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads;
+        self
+    }
+
+    /// Sets which outputs to compute.
+    pub fn with_outputs(mut self, outputs: Outputs) -> Self {
+        self.outputs = outputs;
+        self
+    }
+}
+
+/// The outputs of one text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embedding {
+    /// The L2-normalised `<s>` hidden state (1024 values for BGE-M3), when requested.
+    pub dense: Option<Vec<f32>>,
+    /// Sparse (lexical) weights, when requested.
+    pub sparse: Option<SparseEmbedding>,
+    /// ColBERT vectors, `tokens - 1` rows, when requested.
+    pub colbert: Option<MultiVector>,
+    /// Tokens given to the model, `<s>` and `</s>` included.
+    pub tokens: usize,
+    /// Whether the text was cut to the max length.
+    pub truncated: bool,
+}
+
+/// A BGE-M3 model ready to embed texts. `Send + Sync`; calls from several threads
+/// take turns on the one ONNX Runtime session.
+#[derive(Debug)]
+pub struct Embedder {
+    model: OnnxModel,
+    tokenizer: Tokenizer,
+    options: EmbedderOptions,
+}
+
+impl Embedder {
+    /// Loads the model in `model_dir` (`model.onnx`, its external data and
+    /// `tokenizer.json`).
+    pub fn try_new(model_dir: impl AsRef<Path>, options: EmbedderOptions) -> Result<Self> {
+        let files = ModelFiles::from_dir(model_dir)?;
+        validate_options(&options, max_length_limit(&files)?)?;
+        let tokenizer = Tokenizer::from_files(&files, options.max_length)?;
+        let settings = SessionSettings {
+            intra_threads: options.threads,
+        };
+        let model = OnnxModel::load(&files.model, settings)?;
+        tracing::info!(model = %model.path().display(), max_length = options.max_length, "model loaded");
+        Ok(Self {
+            model,
+            tokenizer,
+            options,
+        })
+    }
+
+    /// Returns the options the embedder was built with.
+    pub fn options(&self) -> &EmbedderOptions {
+        &self.options
+    }
+
+    /// Returns the tokenizer.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Embeds texts; results are in input order and do not depend on the batching.
+    pub fn embed<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Embedding>> {
+        self.embed_with_progress(texts, &mut |_| {})
+    }
+
+    /// Embeds texts like [`Embedder::embed`], calling `progress` with the number of
+    /// texts finished after each batch.
+    pub fn embed_with_progress<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<Embedding>> {
+        let tokenized = texts
+            .iter()
+            .enumerate()
+            .map(|(index, text)| self.tokenizer.encode(text.as_ref(), index))
+            .collect::<Result<Vec<_>>>()?;
+        let lengths: Vec<usize> = tokenized.iter().map(|text| text.ids.len()).collect();
+
+        let mut results: Vec<Option<Embedding>> = vec![None; texts.len()];
+        for batch in plan_batches(&lengths, self.options.token_budget) {
+            tracing::debug!(texts = batch.members.len(), sequence = batch.sequence, "running batch");
+            let output = self.model.run(self.pad(&batch, &tokenized), self.options.outputs)?;
+            for (row, &index) in batch.members.iter().enumerate() {
+                let slices = RowSlices::new(&output, row, batch.sequence);
+                results[index] = Some(self.cut(&tokenized[index], &slices, index)?);
+            }
+            progress(batch.members.len());
+        }
+        Ok(results.into_iter().flatten().collect())
+    }
+
+    fn pad(&self, batch: &Batch, tokenized: &[TokenizedText]) -> BatchInput {
+        let pad_id = i64::from(self.tokenizer.special_ids().pad);
+        let size = batch.members.len() * batch.sequence;
+        let mut input_ids = Vec::with_capacity(size);
+        let mut attention_mask = Vec::with_capacity(size);
+        for &index in &batch.members {
+            let ids = &tokenized[index].ids;
+            input_ids.extend(ids.iter().map(|&id| i64::from(id)));
+            input_ids.resize(input_ids.len() + batch.sequence - ids.len(), pad_id);
+            attention_mask.extend(std::iter::repeat_n(1, ids.len()));
+            attention_mask.extend(std::iter::repeat_n(0, batch.sequence - ids.len()));
+        }
+        BatchInput {
+            batch: batch.members.len(),
+            sequence: batch.sequence,
+            input_ids,
+            attention_mask,
+        }
+    }
+
+    fn cut(&self, text: &TokenizedText, slices: &RowSlices<'_>, index: usize) -> Result<Embedding> {
+        let tokens = text.ids.len();
+        let dense = slices.dense.map(|row| dense_from_row(row, index)).transpose()?;
+        let sparse = slices
+            .sparse
+            .map(|row| {
+                let special = self.tokenizer.special_ids();
+                sparse_from_token_weights(&text.ids, &row[..tokens], &special, index)
+            })
+            .transpose()?;
+        let colbert = slices
+            .colbert
+            .map(|rows| colbert_from_rows(rows, slices.hidden, tokens, index))
+            .transpose()?;
+        Ok(Embedding {
+            dense,
+            sparse,
+            colbert,
+            tokens,
+            truncated: text.truncated,
+        })
+    }
+}
+
+/// The rows of one text inside the batch output tensors.
+struct RowSlices<'a> {
+    hidden: usize,
+    dense: Option<&'a [f32]>,
+    sparse: Option<&'a [f32]>,
+    colbert: Option<&'a [f32]>,
+}
+
+impl<'a> RowSlices<'a> {
+    fn new(output: &'a BatchOutput, row: usize, sequence: usize) -> Self {
+        let hidden = output.hidden;
+        let colbert_size = (sequence - 1) * hidden;
+        Self {
+            hidden,
+            dense: output.dense.as_deref().map(|d| &d[row * hidden..(row + 1) * hidden]),
+            sparse: output.sparse.as_deref().map(|s| &s[row * sequence..(row + 1) * sequence]),
+            colbert: output
+                .colbert
+                .as_deref()
+                .map(|c| &c[row * colbert_size..(row + 1) * colbert_size]),
+        }
+    }
+}
+
+/// Returns the longest input the model's position embeddings allow.
+///
+/// XLM-R numbers positions from `pad_token_id + 1`, so `config.json`'s
+/// `max_position_embeddings` of 8194 with pad id 1 allows 8192 tokens. Without a
+/// config the BGE-M3 limit is assumed.
+fn max_length_limit(files: &ModelFiles) -> Result<usize> {
+    let Some(path) = &files.config else {
+        return Ok(DEFAULT_MAX_LENGTH);
+    };
+    let config = read_json(path)?;
+    let positions = config.get("max_position_embeddings").and_then(|v| v.as_u64());
+    let pad_id = config.get("pad_token_id").and_then(|v| v.as_u64()).unwrap_or(1);
+    let limit = positions.map_or(DEFAULT_MAX_LENGTH as u64, |p| p.saturating_sub(pad_id + 1));
+    Ok(usize::try_from(limit).unwrap_or(usize::MAX))
+}
+
+fn validate_options(options: &EmbedderOptions, limit: usize) -> Result<()> {
+    if options.max_length < 2 || options.max_length > limit {
+        return Err(Error::InvalidOption {
+            name: "max length",
+            value: options.max_length.to_string(),
+            reason: format!("it must be between 2 (room for <s> and </s>) and the model's limit of {limit} tokens"),
+        });
+    }
+    if options.token_budget == 0 {
+        return Err(Error::InvalidOption {
+            name: "token budget",
+            value: "0".to_owned(),
+            reason: "it must be at least 1 token".to_owned(),
+        });
+    }
+    if options.outputs.is_empty() {
+        return Err(Error::InvalidOption {
+            name: "outputs",
+            value: "none".to_owned(),
+            reason: "select at least one of dense, sparse and ColBERT".to_owned(),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,36 @@
+//! BGE-M3 embeddings on ONNX Runtime: dense, sparse (lexical weights) and ColBERT
+//! multi-vectors from one forward pass, computed as FlagEmbedding 1.4.2's
+//! `BGEM3FlagModel` computes them on CPU in fp32.
+//!
+//! ```no_run
+//! use bge_m3::{Embedder, EmbedderOptions};
+//!
+//! let embedder = Embedder::try_new("models/bge-m3", EmbedderOptions::new())?;
+//! let embeddings = embedder.embed(&["What is BGE-M3?", "BGE-M3 is an embedding model."])?;
+//! let dense = embeddings[0].dense.as_ref().unwrap();
+//! assert_eq!(dense.len(), 1024);
+//! # Ok::<(), bge_m3::Error>(())
+//! ```
+//!
+//! The model folder holds a three-output ONNX export (`python/export_onnx.py`),
+//! its external data and `tokenizer.json`. ONNX Runtime is loaded at run time; see
+//! [`runtime`] for where it is looked up.
+
+#![deny(missing_docs)]
+
+mod batching;
+mod embedder;
+mod error;
+mod heads;
+mod model_files;
+pub mod runtime;
+mod session;
+mod tokenizer;
+
+pub use batching::{plan_batches, Batch};
+pub use embedder::{Embedder, EmbedderOptions, Embedding, DEFAULT_MAX_LENGTH, DEFAULT_TOKEN_BUDGET};
+pub use error::{Error, Result};
+pub use heads::{MultiVector, SparseEmbedding};
+pub use model_files::ModelFiles;
+pub use session::Outputs;
+pub use tokenizer::{SpecialIds, TokenizedText, Tokenizer};

@@ -1,0 +1,184 @@
+//! The files of a model folder, checked before anything is loaded.
+//!
+//! A model folder holds `model.onnx`, the external data files it references
+//! (`model.onnx_data` for exports made by `python/export_onnx.py`) and
+//! `tokenizer.json`, with optional `config.json` and `special_tokens_map.json`.
+//! Files may be symlinks, as in the Hugging Face cache, whose snapshot folders link
+//! every file to a blob named by its hash.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// File name of the ONNX graph inside a model folder.
+pub const MODEL_FILE: &str = "model.onnx";
+/// File name of the Hugging Face tokenizer inside a model folder.
+pub const TOKENIZER_FILE: &str = "tokenizer.json";
+/// File name of the Hugging Face model config inside a model folder.
+pub const CONFIG_FILE: &str = "config.json";
+/// File name of the special token roles inside a model folder.
+pub const SPECIAL_TOKENS_FILE: &str = "special_tokens_map.json";
+
+const EXPORT_HINT: &str = "export the model with python/export_onnx.py";
+
+/// Larger graphs are not scanned for external data references. A graph with inline
+/// weights can reach the 2 GB protobuf limit, and ONNX Runtime reports its own
+/// missing files in that case.
+const MAX_SCANNED_GRAPH_BYTES: u64 = 512 << 20;
+
+/// The checked paths of a model folder, all absolute.
+#[derive(Debug, Clone)]
+pub struct ModelFiles {
+    /// The model folder.
+    pub dir: PathBuf,
+    /// `model.onnx`.
+    pub model: PathBuf,
+    /// The external data files that `model.onnx` references, possibly none.
+    pub external_data: Vec<PathBuf>,
+    /// `tokenizer.json`.
+    pub tokenizer: PathBuf,
+    /// `config.json`, when present.
+    pub config: Option<PathBuf>,
+    /// `special_tokens_map.json`, when present.
+    pub special_tokens: Option<PathBuf>,
+}
+
+impl ModelFiles {
+    /// Checks that `dir` holds a complete model and returns its file paths.
+    ///
+    /// A relative `dir` is resolved against the current directory once, here, so the
+    /// result stays valid if the process changes directory later.
+    pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = std::path::absolute(dir.as_ref()).map_err(|source| Error::ReadFile {
+            path: dir.as_ref().to_path_buf(),
+            source,
+        })?;
+        if !dir.is_dir() {
+            return Err(Error::ModelDirNotFound { path: dir });
+        }
+        let model = require(&dir, MODEL_FILE, EXPORT_HINT)?;
+        let external_data = external_data_files(&model)?
+            .into_iter()
+            .map(|location| require(&dir, &location, "it holds the weights that model.onnx references"))
+            .collect::<Result<Vec<_>>>()?;
+        let tokenizer = require(&dir, TOKENIZER_FILE, "copy it from the model's repository")?;
+        Ok(Self {
+            config: optional(&dir, CONFIG_FILE),
+            special_tokens: optional(&dir, SPECIAL_TOKENS_FILE),
+            dir,
+            model,
+            external_data,
+            tokenizer,
+        })
+    }
+}
+
+fn require(dir: &Path, file: &str, hint: &'static str) -> Result<PathBuf> {
+    let path = dir.join(file);
+    // `is_file` follows symlinks, so a dangling link counts as missing.
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(Error::ModelFileMissing {
+            dir: dir.to_path_buf(),
+            file: file.to_owned(),
+            hint,
+        })
+    }
+}
+
+fn optional(dir: &Path, file: &str) -> Option<PathBuf> {
+    let path = dir.join(file);
+    path.is_file().then_some(path)
+}
+
+/// Returns the distinct external data locations that an ONNX graph references.
+///
+/// An initializer stored outside the graph carries `external_data` entries, ONNX
+/// `StringStringEntryProto { key = 1; value = 2 }`, one of them with the key
+/// `location`. Its protobuf encoding is the bytes `0a 08 "location" 12`, followed by
+/// the value's length and bytes; the scan looks for exactly that sequence.
+fn external_data_files(model: &Path) -> Result<Vec<String>> {
+    let read_error = |source| Error::ReadFile {
+        path: model.to_path_buf(),
+        source,
+    };
+    let size = std::fs::metadata(model).map_err(read_error)?.len();
+    if size > MAX_SCANNED_GRAPH_BYTES {
+        tracing::debug!(bytes = size, "graph too large to scan for external data");
+        return Ok(Vec::new());
+    }
+    let bytes = std::fs::read(model).map_err(read_error)?;
+    Ok(scan_locations(&bytes))
+}
+
+fn scan_locations(bytes: &[u8]) -> Vec<String> {
+    const MARKER: &[u8] = b"\x0a\x08location\x12";
+    let mut locations: Vec<String> = Vec::new();
+    let mut start = 0;
+    while let Some(offset) = find(&bytes[start..], MARKER) {
+        let value_start = start + offset + MARKER.len();
+        start = value_start;
+        let Some((length, varint_len)) = read_varint(&bytes[value_start..]) else {
+            continue;
+        };
+        let begin = value_start + varint_len;
+        let Some(value) = usize::try_from(length)
+            .ok()
+            .and_then(|length| bytes.get(begin..begin.checked_add(length)?))
+        else {
+            continue;
+        };
+        if let Ok(location) = std::str::from_utf8(value) {
+            if !locations.iter().any(|known| known == location) {
+                locations.push(location.to_owned());
+            }
+        }
+    }
+    locations
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|window| window == needle)
+}
+
+fn read_varint(bytes: &[u8]) -> Option<(u64, usize)> {
+    let mut value: u64 = 0;
+    for (index, byte) in bytes.iter().take(10).enumerate() {
+        value |= u64::from(byte & 0x7f) << (7 * index);
+        if byte & 0x80 == 0 {
+            return Some((value, index + 1));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(location: &str) -> Vec<u8> {
+        let mut bytes = b"\x0a\x08location\x12".to_vec();
+        bytes.push(u8::try_from(location.len()).unwrap());
+        bytes.extend_from_slice(location.as_bytes());
+        bytes
+    }
+
+    #[test]
+    fn scan_finds_distinct_locations() {
+        let mut graph = b"header".to_vec();
+        graph.extend(entry("model.onnx_data"));
+        graph.extend(b"\x0a\x06offset");
+        graph.extend(entry("model.onnx_data"));
+        graph.extend(entry("Constant_7_attr__value"));
+        let found = scan_locations(&graph);
+        assert_eq!(found, vec!["model.onnx_data", "Constant_7_attr__value"]);
+    }
+
+    #[test]
+    fn scan_ignores_truncated_entry() {
+        let mut graph = entry("model.onnx_data");
+        graph.truncate(graph.len() - 3);
+        assert!(scan_locations(&graph).is_empty());
+    }
+}

@@ -1,0 +1,267 @@
+//! The ONNX Runtime session of a three-output BGE-M3 export.
+//!
+//! The graph contract (written by `python/export_onnx.py`, and used by community
+//! exports of BGE-M3 with the same three outputs):
+//!
+//! | name               | type    | shape                              |
+//! |--------------------|---------|------------------------------------|
+//! | `input_ids`        | int64   | `[batch, sequence]`                |
+//! | `attention_mask`   | int64   | `[batch, sequence]`                |
+//! | `dense_embeddings` | float32 | `[batch, hidden]`, L2-normalised   |
+//! | `sparse_weights`   | float32 | `[batch, sequence, 1]`, ReLU       |
+//! | `colbert_vectors`  | float32 | `[batch, sequence - 1, hidden]`    |
+//!
+//! `sparse_weights` is not masked: padding positions carry non-zero weights, so the
+//! caller must only read the first `length` positions of each row.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use ort::session::{OutputSelector, RunOptions, Session, SessionOutputs};
+use ort::value::Tensor;
+
+use crate::error::{Error, Result};
+use crate::runtime;
+
+/// Input name of the token ids.
+pub const INPUT_IDS: &str = "input_ids";
+/// Input name of the attention mask.
+pub const ATTENTION_MASK: &str = "attention_mask";
+/// Output name of the dense embeddings.
+pub const DENSE: &str = "dense_embeddings";
+/// Output name of the per-token sparse weights.
+pub const SPARSE: &str = "sparse_weights";
+/// Output name of the ColBERT vectors.
+pub const COLBERT: &str = "colbert_vectors";
+
+/// Which of the three outputs to compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outputs {
+    /// The dense vector.
+    pub dense: bool,
+    /// The sparse (lexical) weights.
+    pub sparse: bool,
+    /// The ColBERT multi-vector.
+    pub colbert: bool,
+}
+
+impl Outputs {
+    /// All three outputs.
+    pub const ALL: Self = Self {
+        dense: true,
+        sparse: true,
+        colbert: true,
+    };
+
+    /// Returns whether no output is selected.
+    pub fn is_empty(&self) -> bool {
+        !(self.dense || self.sparse || self.colbert)
+    }
+}
+
+impl Default for Outputs {
+    fn default() -> Self {
+        Self::ALL
+    }
+}
+
+/// Padded model input for one batch, row-major `[batch, sequence]`.
+#[derive(Debug, Clone)]
+pub(crate) struct BatchInput {
+    pub batch: usize,
+    pub sequence: usize,
+    pub input_ids: Vec<i64>,
+    pub attention_mask: Vec<i64>,
+}
+
+/// Raw output tensors of one batch, row-major, each present when it was selected.
+#[derive(Debug, Default)]
+pub(crate) struct BatchOutput {
+    pub hidden: usize,
+    pub dense: Option<Vec<f32>>,
+    pub sparse: Option<Vec<f32>>,
+    pub colbert: Option<Vec<f32>>,
+}
+
+/// Settings of the ONNX Runtime session.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SessionSettings {
+    pub intra_threads: usize,
+}
+
+/// A loaded three-output model.
+#[derive(Debug)]
+pub(crate) struct OnnxModel {
+    session: Mutex<Session>,
+    path: PathBuf,
+}
+
+impl OnnxModel {
+    /// Loads `model.onnx` (its external data is read from the same folder).
+    pub fn load(path: &Path, settings: SessionSettings) -> Result<Self> {
+        let environment = runtime::environment()?;
+        let onnx_error = |action: &str| {
+            let action = action.to_owned();
+            move |source| Error::Onnx { action, source }
+        };
+        let mut builder = Session::builder(environment)
+            .map_err(onnx_error("create a session builder"))?;
+        if settings.intra_threads > 0 {
+            builder = builder
+                .with_intra_threads(settings.intra_threads)
+                .map_err(|e| onnx_error("set the intra-op thread count")(e.into()))?;
+        }
+        let session = builder
+            .commit_from_file(path)
+            .map_err(onnx_error(&format!("load {}", path.display())))?;
+        check_inputs(&session, path)?;
+        check_outputs(&session, path)?;
+        Ok(Self {
+            session: Mutex::new(session),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Runs one batch and copies out the selected outputs.
+    pub fn run(&self, input: BatchInput, outputs: Outputs) -> Result<BatchOutput> {
+        let onnx_error = |action: &'static str| {
+            move |source| Error::Onnx {
+                action: action.to_owned(),
+                source,
+            }
+        };
+        let shape = [input.batch, input.sequence];
+        let ids = Tensor::from_array((shape, input.input_ids))
+            .map_err(onnx_error("create the input_ids tensor"))?;
+        let mask = Tensor::from_array((shape, input.attention_mask))
+            .map_err(onnx_error("create the attention_mask tensor"))?;
+        let options = RunOptions::new()
+            .map_err(onnx_error("create run options"))?
+            .with_outputs(select(outputs));
+
+        let mut session = self.session.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let result = session
+            .run_with_options(ort::inputs![INPUT_IDS => ids, ATTENTION_MASK => mask], &options)
+            .map_err(onnx_error("run the model"))?;
+        read_outputs(&result, &input_shape(input.batch, input.sequence), outputs)
+    }
+
+    /// Returns the path of `model.onnx`.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn select(outputs: Outputs) -> OutputSelector {
+    let mut selector = OutputSelector::no_default();
+    for (wanted, name) in [(outputs.dense, DENSE), (outputs.sparse, SPARSE), (outputs.colbert, COLBERT)] {
+        if wanted {
+            selector = selector.with(name);
+        }
+    }
+    selector
+}
+
+struct InputShape {
+    batch: i64,
+    sequence: i64,
+}
+
+fn input_shape(batch: usize, sequence: usize) -> InputShape {
+    InputShape {
+        batch: i64::try_from(batch).unwrap_or(i64::MAX),
+        sequence: i64::try_from(sequence).unwrap_or(i64::MAX),
+    }
+}
+
+fn read_outputs(result: &SessionOutputs<'_>, shape: &InputShape, outputs: Outputs) -> Result<BatchOutput> {
+    let mut batch = BatchOutput::default();
+    if outputs.dense {
+        let (dims, data) = extract(result, DENSE)?;
+        expect_shape(DENSE, &dims, &[Some(shape.batch), None], "[batch, hidden]")?;
+        batch.hidden = dim(&dims, 1);
+        batch.dense = Some(data);
+    }
+    if outputs.sparse {
+        let (dims, data) = extract(result, SPARSE)?;
+        expect_shape(SPARSE, &dims, &[Some(shape.batch), Some(shape.sequence), Some(1)], "[batch, sequence, 1]")?;
+        batch.sparse = Some(data);
+    }
+    if outputs.colbert {
+        let (dims, data) = extract(result, COLBERT)?;
+        let rows = Some(shape.sequence - 1);
+        expect_shape(COLBERT, &dims, &[Some(shape.batch), rows, None], "[batch, sequence - 1, hidden]")?;
+        let hidden = dim(&dims, 2);
+        if batch.dense.is_some() && batch.hidden != hidden {
+            return Err(Error::OutputShape {
+                output: COLBERT,
+                expected: format!("[batch, sequence - 1, {}] (the dense size)", batch.hidden),
+                found: dims,
+            });
+        }
+        batch.hidden = hidden;
+        batch.colbert = Some(data);
+    }
+    Ok(batch)
+}
+
+fn extract(result: &SessionOutputs<'_>, name: &'static str) -> Result<(Vec<i64>, Vec<f32>)> {
+    let value = result.get(name).ok_or_else(|| Error::OutputShape {
+        output: name,
+        expected: "an output tensor".to_owned(),
+        found: Vec::new(),
+    })?;
+    let (shape, data) = value.try_extract_tensor::<f32>().map_err(|source| Error::Onnx {
+        action: format!("read the {name} output as float32"),
+        source,
+    })?;
+    Ok((shape.to_vec(), data.to_vec()))
+}
+
+fn expect_shape(output: &'static str, dims: &[i64], expected: &[Option<i64>], words: &str) -> Result<()> {
+    let fits = dims.len() == expected.len()
+        && dims
+            .iter()
+            .zip(expected)
+            .all(|(dim, want)| want.is_none_or(|want| want == *dim) && *dim >= 0);
+    if fits {
+        Ok(())
+    } else {
+        Err(Error::OutputShape {
+            output,
+            expected: words.to_owned(),
+            found: dims.to_vec(),
+        })
+    }
+}
+
+fn dim(dims: &[i64], index: usize) -> usize {
+    usize::try_from(dims[index]).unwrap_or(0)
+}
+
+fn check_inputs(session: &Session, path: &Path) -> Result<()> {
+    let mut found: Vec<String> = session.inputs().iter().map(|i| i.name().to_owned()).collect();
+    found.sort();
+    if found == [ATTENTION_MASK, INPUT_IDS] {
+        Ok(())
+    } else {
+        Err(Error::UnexpectedInputs {
+            path: path.to_path_buf(),
+            found,
+        })
+    }
+}
+
+fn check_outputs(session: &Session, path: &Path) -> Result<()> {
+    let found: Vec<String> = session.outputs().iter().map(|o| o.name().to_owned()).collect();
+    let expected = [DENSE, SPARSE, COLBERT];
+    let complete = found.len() == expected.len() && expected.iter().all(|name| found.iter().any(|f| f == name));
+    if complete {
+        Ok(())
+    } else {
+        Err(Error::UnexpectedOutputs {
+            path: path.to_path_buf(),
+            found,
+        })
+    }
+}

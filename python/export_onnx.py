@@ -1,0 +1,158 @@
+"""Export a FlagEmbedding-format BGE-M3 checkpoint to a three-output ONNX model.
+
+The checkpoint folder holds Hugging Face XLM-RoBERTa weights, the tokenizer files,
+`colbert_linear.pt` and `sparse_linear.pt`, as `BAAI/bge-m3` publishes them. The
+ONNX graph runs FlagEmbedding 1.4.2's own model forward with dense, sparse and
+ColBERT enabled, so the engine computes exactly what `BGEM3FlagModel.encode` does:
+
+    inputs   input_ids       int64 [batch, sequence]
+             attention_mask  int64 [batch, sequence]
+    outputs  dense_embeddings  float32 [batch, hidden]         L2-normalised <s> state
+             sparse_weights    float32 [batch, sequence, 1]   ReLU weights, padding NOT masked
+             colbert_vectors   float32 [batch, sequence-1, hidden]  normalised, padding rows zero
+
+Weights go to `model.onnx_data` (external data), because the fp32 BGE-M3 graph is
+over the 2 GB protobuf limit. `tokenizer.json` and the configs are copied beside it.
+
+Usage: python python/export_onnx.py CHECKPOINT_DIR OUTPUT_DIR
+"""
+
+import argparse
+import pathlib
+import shutil
+import sys
+import tempfile
+
+import numpy as np
+import onnx
+import torch
+
+OUTPUT_NAMES = ["dense_embeddings", "sparse_weights", "colbert_vectors"]
+INPUT_NAMES = ["input_ids", "attention_mask"]
+# Files copied from the checkpoint beside the ONNX model when present.
+SIDE_FILES = [
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "sentencepiece.bpe.model",
+    "config.json",
+]
+OPSET = 20
+
+
+class ThreeOutputs(torch.nn.Module):
+    """FlagEmbedding's inference model with all three outputs, as a tuple."""
+
+    def __init__(self, m3_model):
+        super().__init__()
+        self.m3_model = m3_model
+
+    def forward(self, input_ids, attention_mask):
+        text_input = {"input_ids": input_ids, "attention_mask": attention_mask}
+        output = self.m3_model(
+            text_input,
+            return_dense=True,
+            return_sparse=True,
+            return_colbert_vecs=True,
+            return_sparse_embedding=False,
+        )
+        return output["dense_vecs"], output["sparse_vecs"], output["colbert_vecs"]
+
+
+def load_flag_model(checkpoint: pathlib.Path):
+    """Load the checkpoint with FlagEmbedding on CPU in fp32."""
+    from FlagEmbedding import BGEM3FlagModel
+
+    return BGEM3FlagModel(str(checkpoint), use_fp16=False, devices="cpu")
+
+
+def export(checkpoint: pathlib.Path, output: pathlib.Path) -> pathlib.Path:
+    """Write `model.onnx`, `model.onnx_data` and the side files into `output`."""
+    flag_model = load_flag_model(checkpoint)
+    module = ThreeOutputs(flag_model.model).eval()
+    tokenizer = flag_model.tokenizer
+    sample = tokenizer(["A sample text for tracing.", "Two"], padding=True, return_tensors="pt")
+    output.mkdir(parents=True, exist_ok=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        traced_path = pathlib.Path(tmp) / "model.onnx"
+        # The TorchScript exporter (dynamo=False) keeps batch and sequence dynamic; the
+        # dynamo exporter of torch 2.15 fixed the batch at 1 for this model.
+        torch.onnx.export(
+            module,
+            (sample["input_ids"], sample["attention_mask"]),
+            str(traced_path),
+            input_names=INPUT_NAMES,
+            output_names=OUTPUT_NAMES,
+            dynamic_axes={
+                "input_ids": {0: "batch", 1: "sequence"},
+                "attention_mask": {0: "batch", 1: "sequence"},
+                "dense_embeddings": {0: "batch"},
+                "sparse_weights": {0: "batch", 1: "sequence"},
+                "colbert_vectors": {0: "batch", 1: "sequence_minus_1"},
+            },
+            opset_version=OPSET,
+            dynamo=False,
+        )
+        model = onnx.load(str(traced_path), load_external_data=True)
+
+    model_path = output / "model.onnx"
+    for stale in (model_path, output / "model.onnx_data"):
+        stale.unlink(missing_ok=True)
+    onnx.save_model(
+        model,
+        str(model_path),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="model.onnx_data",
+        size_threshold=0,
+    )
+    for name in SIDE_FILES:
+        source = checkpoint / name
+        if source.exists() and source.resolve() != (output / name).resolve():
+            shutil.copyfile(source, output / name)
+
+    check_against_flag_model(flag_model, model_path)
+    return model_path
+
+
+def check_against_flag_model(flag_model, model_path: pathlib.Path) -> None:
+    """Run the exported graph with onnxruntime and compare it with FlagEmbedding."""
+    import onnxruntime
+
+    texts = ["A test text! Texto de prueba!", "", "short", "Текст для теста! 測試文字!" * 3]
+    encoded = flag_model.tokenizer(texts, padding=True, return_tensors="np")
+    session = onnxruntime.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    dense, sparse, colbert = session.run(
+        OUTPUT_NAMES,
+        {name: encoded[name].astype(np.int64) for name in INPUT_NAMES},
+    )
+    with torch.no_grad():
+        reference = flag_model.model(
+            {name: torch.from_numpy(encoded[name]) for name in INPUT_NAMES},
+            return_dense=True,
+            return_sparse=True,
+            return_colbert_vecs=True,
+        )
+    diffs = {
+        "dense": np.abs(dense - reference["dense_vecs"].numpy()).max(),
+        "sparse": np.abs(sparse - reference["sparse_vecs"].numpy()).max(),
+        "colbert": np.abs(colbert - reference["colbert_vecs"].numpy()).max(),
+    }
+    print("max abs difference, onnxruntime vs FlagEmbedding:", diffs, file=sys.stderr)
+    worst = max(diffs.values())
+    if not worst <= 1e-4:
+        raise SystemExit(f"export check failed: max abs difference {worst} > 1e-4")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("checkpoint", type=pathlib.Path, help="FlagEmbedding checkpoint folder")
+    parser.add_argument("output", type=pathlib.Path, help="folder for model.onnx and its files")
+    args = parser.parse_args()
+    path = export(args.checkpoint, args.output)
+    print(f"wrote {path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
