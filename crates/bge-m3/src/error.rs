@@ -147,7 +147,7 @@ pub enum Error {
     },
 
     /// A text could not be tokenized.
-    #[error("failed to tokenize input {input_index}")]
+    #[error("failed to tokenize the text at index {input_index} of the call")]
     Tokenize {
         /// The position of the text in the call's input.
         input_index: usize,
@@ -157,7 +157,7 @@ pub enum Error {
     },
 
     /// The model produced NaN or infinity for a text.
-    #[error("the model produced a non-finite value in the {output} output of input {input_index}")]
+    #[error("the model produced a non-finite value in the {output} output of the text at index {input_index} of the call")]
     NonFinite {
         /// The position of the text in the call's input.
         input_index: usize,
@@ -175,6 +175,16 @@ pub enum Error {
         /// Why it is invalid and what range is valid.
         reason: String,
     },
+}
+
+impl Error {
+    /// Returns the index of the text that failed, for errors about one text.
+    pub fn input_index(&self) -> Option<usize> {
+        match self {
+            Self::Tokenize { input_index, .. } | Self::NonFinite { input_index, .. } => Some(*input_index),
+            _ => None,
+        }
+    }
 }
 
 fn list_paths(paths: &[PathBuf]) -> String {

@@ -1,0 +1,151 @@
+//! Reading input records: one text per line, or one JSON object per line.
+//!
+//! Lines are split on `\n` only. Texts may contain U+2028, U+0085, vertical tab and
+//! form feed, which other line splitters (Python's `str.splitlines`) treat as line
+//! breaks.
+
+use std::io::BufRead;
+
+use serde::Deserialize;
+
+/// How each input line holds its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputFormat {
+    /// The line is the text. A trailing `\r` (Windows line ending) is removed.
+    PlainText,
+    /// The line is a JSON object with a string field `text`.
+    JsonLines,
+}
+
+/// An input line that could not be read as a record.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// The input could not be read.
+    #[error("failed to read the input")]
+    Read(#[source] std::io::Error),
+    /// A line is not valid UTF-8.
+    #[error("input line {line} is not valid UTF-8 (at byte {byte}); convert the input to UTF-8")]
+    InvalidUtf8 {
+        /// 1-based line number.
+        line: usize,
+        /// Offset of the first invalid byte in the line.
+        byte: usize,
+    },
+    /// A line is not a JSON object with a string `text`.
+    #[error("input line {line} is not a JSON object with a string field \"text\": {source}")]
+    InvalidJson {
+        /// 1-based line number.
+        line: usize,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+#[derive(Deserialize)]
+struct TextRecord {
+    text: String,
+}
+
+/// Reads records line by line.
+pub struct RecordReader<R> {
+    reader: R,
+    format: InputFormat,
+    line: usize,
+    buffer: Vec<u8>,
+}
+
+impl<R: BufRead> RecordReader<R> {
+    /// Wraps a reader.
+    pub fn new(reader: R, format: InputFormat) -> Self {
+        Self {
+            reader,
+            format,
+            line: 0,
+            buffer: Vec::new(),
+        }
+    }
+
+    /// Returns the next text, `None` at the end of the input.
+    pub fn next_text(&mut self) -> Result<Option<String>, InputError> {
+        self.buffer.clear();
+        let read = self
+            .reader
+            .read_until(b'\n', &mut self.buffer)
+            .map_err(InputError::Read)?;
+        if read == 0 {
+            return Ok(None);
+        }
+        self.line += 1;
+        if self.buffer.last() == Some(&b'\n') {
+            self.buffer.pop();
+        }
+        let line = std::str::from_utf8(&self.buffer).map_err(|error| InputError::InvalidUtf8 {
+            line: self.line,
+            byte: error.valid_up_to(),
+        })?;
+        match self.format {
+            InputFormat::PlainText => Ok(Some(line.strip_suffix('\r').unwrap_or(line).to_owned())),
+            InputFormat::JsonLines => serde_json::from_str::<TextRecord>(line)
+                .map(|record| Some(record.text))
+                .map_err(|source| InputError::InvalidJson {
+                    line: self.line,
+                    source,
+                }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(bytes: &[u8], format: InputFormat) -> (Vec<String>, Option<InputError>) {
+        let mut reader = RecordReader::new(bytes, format);
+        let mut texts = Vec::new();
+        loop {
+            match reader.next_text() {
+                Ok(Some(text)) => texts.push(text),
+                Ok(None) => return (texts, None),
+                Err(error) => return (texts, Some(error)),
+            }
+        }
+    }
+
+    #[test]
+    fn plain_keeps_empty_lines_and_strips_cr() {
+        let (texts, error) = read_all(b"one\r\n\ntwo", InputFormat::PlainText);
+        assert!(error.is_none());
+        assert_eq!(texts, vec!["one", "", "two"]);
+    }
+
+    #[test]
+    fn plain_keeps_unicode_line_separators() {
+        let (texts, _) = read_all("a\u{2028}b\u{85}c\u{b}d\u{c}e\n".as_bytes(), InputFormat::PlainText);
+        assert_eq!(texts, vec!["a\u{2028}b\u{85}c\u{b}d\u{c}e"]);
+    }
+
+    #[test]
+    fn invalid_utf8_names_line() {
+        let (texts, error) = read_all(b"fine\nbad \xff byte\n", InputFormat::PlainText);
+        assert_eq!(texts, vec!["fine"]);
+        let message = error.unwrap().to_string();
+        assert!(message.contains("line 2"), "{message}");
+    }
+
+    #[test]
+    fn jsonl_reads_text_field() {
+        let input = "{\"text\": \"a\\u2028b\", \"id\": 7}\n{\"text\": \"\"}\n";
+        let (texts, error) = read_all(input.as_bytes(), InputFormat::JsonLines);
+        assert!(error.is_none());
+        assert_eq!(texts, vec!["a\u{2028}b", ""]);
+    }
+
+    #[test]
+    fn jsonl_invalid_json_names_line() {
+        let (texts, error) = read_all(b"{\"text\": \"ok\"}\n{\"text\": 3}\n", InputFormat::JsonLines);
+        assert_eq!(texts, vec!["ok"]);
+        let message = error.unwrap().to_string();
+        assert!(message.contains("line 2"), "{message}");
+    }
+}

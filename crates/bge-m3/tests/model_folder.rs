@@ -1,0 +1,121 @@
+//! Loading model folders: missing files, wrong graphs, symlinked caches.
+
+mod common;
+
+use std::path::Path;
+
+use bge_m3::{Embedder, EmbedderOptions, Error};
+use common::{fixtures_dir, tiny_model_dir};
+
+const MODEL_FILES: [&str; 4] = ["model.onnx", "model.onnx_data", "tokenizer.json", "special_tokens_map.json"];
+
+fn load(dir: &Path) -> Result<Embedder, Error> {
+    Embedder::try_new(dir, EmbedderOptions::new())
+}
+
+/// Copies the tiny model into a temporary folder, leaving out one file.
+fn copy_without(missing: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for name in MODEL_FILES.iter().filter(|name| **name != missing) {
+        std::fs::copy(tiny_model_dir().join(name), dir.path().join(name)).unwrap();
+    }
+    dir
+}
+
+fn expect_missing_file(missing: &str) {
+    let dir = copy_without(missing);
+    let error = load(dir.path()).unwrap_err();
+    assert!(
+        matches!(&error, Error::ModelFileMissing { file, .. } if file == missing),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(message.contains(missing), "message names {missing}: {message}");
+}
+
+#[test]
+fn missing_folder_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-model");
+    let error = load(&missing).unwrap_err();
+    assert!(matches!(error, Error::ModelDirNotFound { .. }), "{error:?}");
+    assert!(error.to_string().contains("no-such-model"));
+}
+
+#[test]
+fn missing_model_onnx_is_named() {
+    expect_missing_file("model.onnx");
+}
+
+#[test]
+fn missing_external_data_is_named() {
+    expect_missing_file("model.onnx_data");
+}
+
+#[test]
+fn missing_tokenizer_is_named() {
+    expect_missing_file("tokenizer.json");
+}
+
+#[test]
+fn wrong_outputs_are_listed() {
+    let error = load(&fixtures_dir().join("wrong-outputs")).unwrap_err();
+    assert!(matches!(error, Error::UnexpectedOutputs { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains("token_embeddings"), "{message}");
+    assert!(message.contains("sentence_embedding"), "{message}");
+    assert!(message.contains("dense_embeddings"), "{message}");
+}
+
+#[test]
+fn max_length_over_model_limit_is_rejected() {
+    let options = EmbedderOptions::new().with_max_length(8193);
+    let error = Embedder::try_new(tiny_model_dir(), options).unwrap_err();
+    assert!(matches!(error, Error::InvalidOption { name: "max length", .. }), "{error:?}");
+    assert!(error.to_string().contains("8192"), "{error}");
+}
+
+#[test]
+fn max_length_below_two_is_rejected() {
+    let options = EmbedderOptions::new().with_max_length(1);
+    let error = Embedder::try_new(tiny_model_dir(), options).unwrap_err();
+    assert!(matches!(error, Error::InvalidOption { name: "max length", .. }), "{error:?}");
+}
+
+#[test]
+fn zero_token_budget_is_rejected() {
+    let options = EmbedderOptions::new().with_token_budget(0);
+    let error = Embedder::try_new(tiny_model_dir(), options).unwrap_err();
+    assert!(matches!(error, Error::InvalidOption { name: "token budget", .. }), "{error:?}");
+}
+
+/// The Hugging Face cache layout: `snapshots/<rev>/<file>` links to `blobs/<hash>`.
+#[test]
+fn symlinked_cache_folder_loads() {
+    let cache = tempfile::tempdir().unwrap();
+    let blobs = cache.path().join("blobs");
+    let snapshot = cache.path().join("snapshots").join("0123abcd");
+    std::fs::create_dir_all(&blobs).unwrap();
+    std::fs::create_dir_all(&snapshot).unwrap();
+    for (number, name) in MODEL_FILES.iter().enumerate() {
+        let blob = blobs.join(format!("{number:040x}"));
+        std::fs::copy(tiny_model_dir().join(name), &blob).unwrap();
+        let target = Path::new("../../blobs").join(blob.file_name().unwrap());
+        std::os::unix::fs::symlink(target, snapshot.join(name)).unwrap();
+    }
+
+    let from_cache = load(&snapshot).unwrap().embed(&["A test text!"]).unwrap();
+    let from_fixture = load(&tiny_model_dir()).unwrap().embed(&["A test text!"]).unwrap();
+    assert_eq!(from_cache, from_fixture);
+}
+
+#[test]
+fn dangling_symlink_counts_as_missing() {
+    let dir = copy_without("model.onnx_data");
+    std::os::unix::fs::symlink("../gone/blob", dir.path().join("model.onnx_data")).unwrap();
+    let error = load(dir.path()).unwrap_err();
+    assert!(
+        matches!(&error, Error::ModelFileMissing { file, .. } if file == "model.onnx_data"),
+        "{error:?}"
+    );
+}
