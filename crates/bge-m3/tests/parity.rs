@@ -19,7 +19,15 @@ fn embed_corpus(max_length: usize) -> Vec<Embedding> {
     embedder.embed(&texts).unwrap()
 }
 
-fn check_text(embedding: &Embedding, golden: &Golden, text: &str) {
+/// Largest differences over the corpus, printed for docs/parity.md.
+#[derive(Debug, Default)]
+struct MaxDiffs {
+    dense: f32,
+    sparse: f32,
+    colbert: f32,
+}
+
+fn check_text(embedding: &Embedding, golden: &Golden, text: &str, diffs: &mut MaxDiffs) {
     let index = golden.index;
     assert_eq!(embedding.tokens, golden.input_ids.len(), "token count of text {index}");
     assert_eq!(embedding.truncated, golden.truncated, "truncation flag of text {index}");
@@ -27,6 +35,7 @@ fn check_text(embedding: &Embedding, golden: &Golden, text: &str) {
     let dense = embedding.dense.as_ref().unwrap();
     let dense_diff = max_abs_diff(dense, &golden.dense());
     assert!(dense_diff <= TOLERANCE, "dense of text {index} {text:?} differs by {dense_diff}");
+    diffs.dense = diffs.dense.max(dense_diff);
 
     let sparse = embedding.sparse.as_ref().unwrap();
     let ids: Vec<String> = sparse.entries.iter().map(|(id, _)| id.to_string()).collect();
@@ -38,12 +47,14 @@ fn check_text(embedding: &Embedding, golden: &Golden, text: &str) {
         let expected = golden.sparse[&id.to_string()];
         let diff = (weight - expected).abs();
         assert!(diff <= TOLERANCE, "sparse weight of id {id} in text {index} differs by {diff}");
+        diffs.sparse = diffs.sparse.max(diff);
     }
 
     let colbert = embedding.colbert.as_ref().unwrap();
     assert_eq!(colbert.rows(), golden.colbert_rows, "ColBERT rows of text {index}");
     let colbert_diff = max_abs_diff(&colbert.data, &golden.colbert());
     assert!(colbert_diff <= TOLERANCE, "ColBERT of text {index} {text:?} differs by {colbert_diff}");
+    diffs.colbert = diffs.colbert.max(colbert_diff);
 }
 
 fn check_corpus(max_length: usize) {
@@ -53,9 +64,11 @@ fn check_corpus(max_length: usize) {
     assert!(texts.len() >= 40, "the corpus has at least 40 texts");
     let embeddings = embed_corpus(max_length);
     assert_eq!(embeddings.len(), texts.len());
+    let mut diffs = MaxDiffs::default();
     for ((embedding, golden), text) in embeddings.iter().zip(&golden).zip(&texts) {
-        check_text(embedding, golden, text);
+        check_text(embedding, golden, text, &mut diffs);
     }
+    eprintln!("max length {max_length}: {} texts, max abs difference {diffs:?}", texts.len());
 }
 
 #[test]

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set up ONNX Runtime and run every test of the workspace.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+bash scripts/setup-onnxruntime.sh
+cargo test --workspace --locked
