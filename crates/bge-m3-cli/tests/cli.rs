@@ -204,3 +204,14 @@ fn invalid_max_length_is_a_usage_error() {
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("9000"), "{}", stderr(&output));
 }
+
+#[test]
+fn non_finite_output_names_the_record() {
+    let model = fixtures_dir().join("nan-outputs");
+    let output = embed(&model, &["--chunk-size", "2"], b"b\nc\nd\nb a c\n");
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert_eq!(stdout_records(&output).len(), 2, "the first chunk is written");
+    let message = stderr(&output);
+    assert!(message.contains("input record 4"), "{message}");
+    assert!(message.contains("non-finite"), "{message}");
+}

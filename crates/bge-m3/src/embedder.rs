@@ -140,6 +140,18 @@ impl Embedder {
         texts: &[S],
         progress: &mut dyn FnMut(usize),
     ) -> Result<Vec<Embedding>> {
+        self.embed_with(texts, self.options.outputs, progress)
+    }
+
+    /// Embeds texts computing the given outputs instead of the embedder's default
+    /// ones, calling `progress` with the number of texts finished after each batch.
+    pub fn embed_with<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        outputs: Outputs,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<Embedding>> {
+        validate_outputs(outputs)?;
         let tokenized = texts
             .iter()
             .enumerate()
@@ -150,7 +162,7 @@ impl Embedder {
         let mut results: Vec<Option<Embedding>> = vec![None; texts.len()];
         for batch in plan_batches(&lengths, self.options.token_budget) {
             tracing::debug!(texts = batch.members.len(), sequence = batch.sequence, "running batch");
-            let output = self.model.run(self.pad(&batch, &tokenized), self.options.outputs)?;
+            let output = self.model.run(self.pad(&batch, &tokenized), outputs)?;
             for (row, &index) in batch.members.iter().enumerate() {
                 let slices = RowSlices::new(&output, row, batch.sequence);
                 results[index] = Some(self.cut(&tokenized[index], &slices, index)?);
@@ -259,7 +271,11 @@ fn validate_options(options: &EmbedderOptions, limit: usize) -> Result<()> {
             reason: "it must be at least 1 token".to_owned(),
         });
     }
-    if options.outputs.is_empty() {
+    validate_outputs(options.outputs)
+}
+
+fn validate_outputs(outputs: Outputs) -> Result<()> {
+    if outputs.is_empty() {
         return Err(Error::InvalidOption {
             name: "outputs",
             value: "none".to_owned(),

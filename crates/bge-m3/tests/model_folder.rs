@@ -119,3 +119,27 @@ fn dangling_symlink_counts_as_missing() {
         "{error:?}"
     );
 }
+
+/// The `nan-outputs` graph returns NaN for texts with the token "▁a" (id 85).
+#[test]
+fn non_finite_output_names_the_text() {
+    let embedder = load(&fixtures_dir().join("nan-outputs")).unwrap();
+    let finite = embedder.embed(&["b", "c d"]).unwrap();
+    assert_eq!(finite.len(), 2);
+
+    let error = embedder.embed(&["b", "b a c", "c d"]).unwrap_err();
+    assert!(matches!(error, Error::NonFinite { input_index: 1, .. }), "{error:?}");
+    assert_eq!(error.input_index(), Some(1));
+}
+
+#[test]
+fn non_finite_sparse_alone_is_an_error() {
+    let embedder = load(&fixtures_dir().join("nan-outputs")).unwrap();
+    let sparse_only = bge_m3::Outputs {
+        dense: false,
+        sparse: true,
+        colbert: false,
+    };
+    let error = embedder.embed_with(&["b a c"], sparse_only, &mut |_| {}).unwrap_err();
+    assert!(matches!(error, Error::NonFinite { input_index: 0, output: "sparse" }), "{error:?}");
+}
