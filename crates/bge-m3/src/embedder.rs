@@ -90,6 +90,23 @@ pub struct Embedding {
     pub truncated: bool,
 }
 
+/// What to compute in one call of [`Embedder::embed_request`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EmbedRequest {
+    /// Which outputs to compute.
+    pub outputs: Outputs,
+    /// Max length in tokens, `<s>` and `</s>` included.
+    pub max_length: usize,
+}
+
+impl EmbedRequest {
+    /// Returns a request for the given outputs and max length.
+    pub fn new(outputs: Outputs, max_length: usize) -> Self {
+        Self { outputs, max_length }
+    }
+}
+
 /// A BGE-M3 model ready to embed texts. `Send + Sync`; calls from several threads
 /// take turns on the one ONNX Runtime session.
 #[derive(Debug)]
@@ -97,6 +114,7 @@ pub struct Embedder {
     model: OnnxModel,
     tokenizer: Tokenizer,
     options: EmbedderOptions,
+    max_length_limit: usize,
 }
 
 impl Embedder {
@@ -104,8 +122,9 @@ impl Embedder {
     /// `tokenizer.json`).
     pub fn try_new(model_dir: impl AsRef<Path>, options: EmbedderOptions) -> Result<Self> {
         let files = ModelFiles::from_dir(model_dir)?;
-        validate_options(&options, max_length_limit(&files)?)?;
-        let tokenizer = Tokenizer::from_files(&files, options.max_length)?;
+        let max_length_limit = max_length_limit(&files)?;
+        validate_options(&options, max_length_limit)?;
+        let tokenizer = Tokenizer::from_files(&files)?;
         let settings = SessionSettings {
             intra_threads: options.threads,
         };
@@ -115,7 +134,13 @@ impl Embedder {
             model,
             tokenizer,
             options,
+            max_length_limit,
         })
+    }
+
+    /// Returns the longest max length the model's position embeddings allow.
+    pub fn max_length_limit(&self) -> usize {
+        self.max_length_limit
     }
 
     /// Returns the options the embedder was built with.
@@ -151,11 +176,25 @@ impl Embedder {
         outputs: Outputs,
         progress: &mut dyn FnMut(usize),
     ) -> Result<Vec<Embedding>> {
-        validate_outputs(outputs)?;
+        let request = EmbedRequest::new(outputs, self.options.max_length);
+        self.embed_request(texts, request, progress)
+    }
+
+    /// Embeds texts with the outputs and max length of `request`, calling `progress`
+    /// with the number of texts finished after each batch.
+    pub fn embed_request<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        request: EmbedRequest,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<Embedding>> {
+        validate_outputs(request.outputs)?;
+        validate_max_length(request.max_length, self.max_length_limit)?;
+        let outputs = request.outputs;
         let tokenized = texts
             .iter()
             .enumerate()
-            .map(|(index, text)| self.tokenizer.encode(text.as_ref(), index))
+            .map(|(index, text)| self.tokenizer.encode(text.as_ref(), request.max_length, index))
             .collect::<Result<Vec<_>>>()?;
         let lengths: Vec<usize> = tokenized.iter().map(|text| text.ids.len()).collect();
 
@@ -256,14 +295,19 @@ fn max_length_limit(files: &ModelFiles) -> Result<usize> {
     Ok(usize::try_from(limit).unwrap_or(usize::MAX))
 }
 
-fn validate_options(options: &EmbedderOptions, limit: usize) -> Result<()> {
-    if options.max_length < 2 || options.max_length > limit {
+fn validate_max_length(max_length: usize, limit: usize) -> Result<()> {
+    if max_length < 2 || max_length > limit {
         return Err(Error::InvalidOption {
             name: "max length",
-            value: options.max_length.to_string(),
+            value: max_length.to_string(),
             reason: format!("it must be between 2 (room for <s> and </s>) and the model's limit of {limit} tokens"),
         });
     }
+    Ok(())
+}
+
+fn validate_options(options: &EmbedderOptions, limit: usize) -> Result<()> {
+    validate_max_length(options.max_length, limit)?;
     if options.token_budget == 0 {
         return Err(Error::InvalidOption {
             name: "token budget",

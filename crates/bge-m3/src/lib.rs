@@ -28,7 +28,9 @@ mod session;
 mod tokenizer;
 
 pub use batching::{plan_batches, Batch};
-pub use embedder::{Embedder, EmbedderOptions, Embedding, DEFAULT_MAX_LENGTH, DEFAULT_TOKEN_BUDGET};
+pub use embedder::{
+    EmbedRequest, Embedder, EmbedderOptions, Embedding, DEFAULT_MAX_LENGTH, DEFAULT_TOKEN_BUDGET,
+};
 pub use error::{Error, Result};
 pub use heads::{MultiVector, SparseEmbedding};
 pub use model_files::ModelFiles;

@@ -11,7 +11,7 @@
 use std::path::Path;
 
 use serde_json::Value;
-use tokenizers::{Encoding, TruncationDirection, TruncationParams, TruncationStrategy};
+use tokenizers::{PostProcessor as _, TruncationDirection};
 
 use crate::error::{Error, Result};
 use crate::model_files::ModelFiles;
@@ -49,18 +49,17 @@ pub struct TokenizedText {
     pub truncated: bool,
 }
 
-/// The model's tokenizer with truncation set to a max length.
+/// The model's tokenizer; each call gives its own max length.
 #[derive(Debug, Clone)]
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
     special_ids: SpecialIds,
-    max_length: usize,
+    added_tokens: usize,
 }
 
 impl Tokenizer {
-    /// Loads `tokenizer.json` and the special token roles, truncating at `max_length`
-    /// tokens (special tokens included).
-    pub fn from_files(files: &ModelFiles, max_length: usize) -> Result<Self> {
+    /// Loads `tokenizer.json` and the special token roles.
+    pub fn from_files(files: &ModelFiles) -> Result<Self> {
         let mut inner = tokenizers::Tokenizer::from_file(&files.tokenizer).map_err(|source| {
             Error::TokenizerLoad {
                 path: files.tokenizer.clone(),
@@ -68,24 +67,17 @@ impl Tokenizer {
             }
         })?;
         inner.with_padding(None);
-        let truncation = TruncationParams {
-            max_length,
-            strategy: TruncationStrategy::LongestFirst,
-            stride: 0,
-            direction: TruncationDirection::Right,
-        };
         inner
-            .with_truncation(Some(truncation))
-            .map_err(|source| Error::InvalidOption {
-                name: "max length",
-                value: max_length.to_string(),
-                reason: source.to_string(),
-            })?;
+            .with_truncation(None)
+            .expect("disabling truncation cannot fail");
+        let added_tokens = inner
+            .get_post_processor()
+            .map_or(0, |processor| processor.added_tokens(false));
         let special_ids = read_special_ids(&inner, files)?;
         Ok(Self {
             inner,
             special_ids,
-            max_length,
+            added_tokens,
         })
     }
 
@@ -94,9 +86,9 @@ impl Tokenizer {
         self.special_ids
     }
 
-    /// Returns the max length in tokens, special tokens included.
-    pub fn max_length(&self) -> usize {
-        self.max_length
+    /// Returns the number of special tokens added to every text (2 for XLM-R).
+    pub fn added_tokens(&self) -> usize {
+        self.added_tokens
     }
 
     /// Returns the text of a token id, if the vocabulary has it.
@@ -104,23 +96,40 @@ impl Tokenizer {
         self.inner.id_to_token(id)
     }
 
-    /// Tokenizes one text; `input_index` names it in errors.
-    pub fn encode(&self, text: &str, input_index: usize) -> Result<TokenizedText> {
+    /// Tokenizes one text, special tokens included, cut to `max_length` tokens;
+    /// `input_index` names the text in errors.
+    ///
+    /// This is what the `tokenizers` library does with truncation enabled
+    /// (`TruncationStrategy::LongestFirst`, stride 0, from the right): the text's own
+    /// tokens are cut to `max_length` minus the special tokens, then the post-processor
+    /// adds `<s>` and `</s>`. `max_length` must leave room for the special tokens.
+    pub fn encode(&self, text: &str, max_length: usize, input_index: usize) -> Result<TokenizedText> {
+        let tokenize_error = |source| Error::Tokenize {
+            input_index,
+            source,
+        };
+        let mut encoding = self.inner.encode(text, false).map_err(tokenize_error)?;
+        let budget = max_length.saturating_sub(self.added_tokens);
+        let truncated = encoding.len() > budget;
+        encoding.truncate(budget, 0, TruncationDirection::Right);
+        encoding.take_overflowing();
         let encoding = self
             .inner
-            .encode(text, true)
-            .map_err(|source| Error::Tokenize {
-                input_index,
-                source,
-            })?;
-        Ok(to_tokenized(encoding))
+            .post_process(encoding, None, true)
+            .map_err(tokenize_error)?;
+        Ok(TokenizedText {
+            ids: encoding.get_ids().to_vec(),
+            truncated,
+        })
     }
-}
 
-fn to_tokenized(encoding: Encoding) -> TokenizedText {
-    TokenizedText {
-        truncated: !encoding.get_overflowing().is_empty(),
-        ids: encoding.get_ids().to_vec(),
+    /// Returns the token count of a text with special tokens, without truncation.
+    pub fn count_tokens(&self, text: &str, input_index: usize) -> Result<usize> {
+        let encoding = self.inner.encode(text, false).map_err(|source| Error::Tokenize {
+            input_index,
+            source,
+        })?;
+        Ok(encoding.len() + self.added_tokens)
     }
 }
 
