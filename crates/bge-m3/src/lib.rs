@@ -19,11 +19,13 @@
 #![deny(missing_docs)]
 
 mod batching;
+mod compute_score;
 mod embedder;
 mod error;
 mod heads;
 mod model_files;
 pub mod runtime;
+pub mod scoring;
 mod session;
 mod tokenizer;
 
@@ -31,8 +33,10 @@ pub use batching::{plan_batches, Batch};
 pub use embedder::{
     EmbedRequest, Embedder, EmbedderOptions, Embedding, DEFAULT_MAX_LENGTH, DEFAULT_TOKEN_BUDGET,
 };
+pub use compute_score::{ScoreOptions, DEFAULT_PASSAGE_MAX_LENGTH, DEFAULT_QUERY_MAX_LENGTH};
 pub use error::{Error, Result};
 pub use heads::{MultiVector, SparseEmbedding};
 pub use model_files::ModelFiles;
+pub use scoring::{PairScores, ScoreWeights};
 pub use session::Outputs;
 pub use tokenizer::{SpecialIds, TokenizedText, Tokenizer};
