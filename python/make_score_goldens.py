@@ -7,6 +7,8 @@ Writes `tests/fixtures/goldens/scores.json` with, for the pairs below:
 - `compute_score` of all pairs in one call, where the reference pads passages to the
   longest one of the batch (for docs/parity.md: padding rows take part in its ColBERT
   max);
+- `convert_id_to_token`'s text for every token id of the vocabulary (what `--tokens`
+  keys sparse weights by);
 - the many-to-many matrices of the separate functions on `encode` output at max
   length 512: dense inner products, `compute_lexical_matching_score` and
   `colbert_score`.
@@ -75,6 +77,13 @@ def matrices(model) -> dict:
     }
 
 
+def token_texts(model) -> list:
+    """Return the text that `convert_id_to_token` gives each id, in id order."""
+    ids = range(len(model.tokenizer))
+    converted = model.convert_id_to_token([{str(i): 1.0} for i in ids])
+    return [next(iter(item)) for item in converted]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=pathlib.Path, default=REPO_ROOT / "tests/fixtures/tiny-bge-m3")
@@ -92,6 +101,7 @@ def main() -> None:
         },
         "compute_score_batched": to_lists(model.compute_score(PAIRS)),
         "matrices": matrices(model),
+        "token_texts": token_texts(model),
     }
     args.output.write_text(json.dumps(record, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {args.output}", file=sys.stderr)

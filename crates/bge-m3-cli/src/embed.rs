@@ -44,6 +44,10 @@ pub struct EmbedArgs {
     #[arg(long)]
     colbert: bool,
 
+    /// Key sparse weights by token text instead of token id.
+    #[arg(long)]
+    tokens: bool,
+
     /// Max length in tokens, <s> and </s> included; longer texts are truncated.
     #[arg(long, default_value_t = bge_m3::DEFAULT_MAX_LENGTH)]
     max_length: usize,
@@ -124,7 +128,7 @@ pub fn run(args: &EmbedArgs) -> anyhow::Result<ExitCode> {
             }
         }
         let done = texts.len() < chunk_size;
-        write_chunk(&embedder, &texts, &mut out, &progress)?;
+        write_chunk(&embedder, &texts, args.tokens, &mut out, &progress)?;
         if let Some(error) = input_error {
             progress.abandon();
             eprintln!("error: {error}");
@@ -141,6 +145,7 @@ pub fn run(args: &EmbedArgs) -> anyhow::Result<ExitCode> {
 fn write_chunk(
     embedder: &Embedder,
     texts: &[String],
+    token_texts: bool,
     out: &mut impl Write,
     progress: &ProgressBar,
 ) -> anyhow::Result<()> {
@@ -157,8 +162,10 @@ fn write_chunk(
             }
             None => anyhow::Error::new(error).context("failed to embed the input"),
         })?;
+    let tokenizer = token_texts.then(|| embedder.tokenizer());
     for embedding in &embeddings {
-        serde_json::to_writer(&mut *out, &Record::new(embedding)).context("failed to write the output")?;
+        let record = Record::new(embedding, tokenizer).context("failed to decode token ids")?;
+        serde_json::to_writer(&mut *out, &record).context("failed to write the output")?;
         out.write_all(b"\n").context("failed to write the output")?;
     }
     out.flush().context("failed to write the output")?;
@@ -168,8 +175,9 @@ fn write_chunk(
 fn progress_bar() -> ProgressBar {
     // indicatif draws nothing when stderr is not a terminal.
     let bar = ProgressBar::new_spinner();
-    let style = ProgressStyle::with_template("{spinner} {pos} texts embedded ({per_sec}, {elapsed})")
-        .expect("the progress template is valid");
+    let style =
+        ProgressStyle::with_template("{spinner} {pos} texts embedded ({per_sec}, {elapsed})")
+            .expect("the progress template is valid");
     bar.set_style(style);
     bar
 }

@@ -31,11 +31,13 @@ pub enum InputError {
         /// Offset of the first invalid byte in the line.
         byte: usize,
     },
-    /// A line is not a JSON object with a string `text`.
-    #[error("input line {line} is not a JSON object with a string field \"text\": {source}")]
+    /// A line is not the expected JSON object.
+    #[error("input line {line} is not a JSON object with {expected}: {source}")]
     InvalidJson {
         /// 1-based line number.
         line: usize,
+        /// The fields the object needs, in words.
+        expected: &'static str,
         /// The parse error.
         #[source]
         source: serde_json::Error,
@@ -46,6 +48,18 @@ pub enum InputError {
 struct TextRecord {
     text: String,
 }
+
+/// A query and the passage to score it against.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PairRecord {
+    /// The query text.
+    pub query: String,
+    /// The passage text.
+    pub passage: String,
+}
+
+const TEXT_FIELDS: &str = "a string field \"text\"";
+const PAIR_FIELDS: &str = "string fields \"query\" and \"passage\"";
 
 /// Reads records line by line.
 pub struct RecordReader<R> {
@@ -68,6 +82,29 @@ impl<R: BufRead> RecordReader<R> {
 
     /// Returns the next text, `None` at the end of the input.
     pub fn next_text(&mut self) -> Result<Option<String>, InputError> {
+        let format = self.format;
+        let line_number = self.line + 1;
+        let Some(line) = self.next_line()? else {
+            return Ok(None);
+        };
+        match format {
+            InputFormat::PlainText => Ok(Some(line.strip_suffix('\r').unwrap_or(line).to_owned())),
+            InputFormat::JsonLines => parse_json::<TextRecord>(line, line_number, TEXT_FIELDS)
+                .map(|record| Some(record.text)),
+        }
+    }
+
+    /// Returns the next query/passage pair of a JSONL input, `None` at the end.
+    pub fn next_pair(&mut self) -> Result<Option<PairRecord>, InputError> {
+        let line_number = self.line + 1;
+        match self.next_line()? {
+            Some(line) => parse_json(line, line_number, PAIR_FIELDS).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads one line without its `\n` and checks that it is UTF-8.
+    fn next_line(&mut self) -> Result<Option<&str>, InputError> {
         self.buffer.clear();
         let read = self
             .reader
@@ -84,16 +121,20 @@ impl<R: BufRead> RecordReader<R> {
             line: self.line,
             byte: error.valid_up_to(),
         })?;
-        match self.format {
-            InputFormat::PlainText => Ok(Some(line.strip_suffix('\r').unwrap_or(line).to_owned())),
-            InputFormat::JsonLines => serde_json::from_str::<TextRecord>(line)
-                .map(|record| Some(record.text))
-                .map_err(|source| InputError::InvalidJson {
-                    line: self.line,
-                    source,
-                }),
-        }
+        Ok(Some(line))
     }
+}
+
+fn parse_json<T: for<'de> Deserialize<'de>>(
+    line: &str,
+    line_number: usize,
+    expected: &'static str,
+) -> Result<T, InputError> {
+    serde_json::from_str(line).map_err(|source| InputError::InvalidJson {
+        line: line_number,
+        expected,
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -121,7 +162,10 @@ mod tests {
 
     #[test]
     fn plain_keeps_unicode_line_separators() {
-        let (texts, _) = read_all("a\u{2028}b\u{85}c\u{b}d\u{c}e\n".as_bytes(), InputFormat::PlainText);
+        let (texts, _) = read_all(
+            "a\u{2028}b\u{85}c\u{b}d\u{c}e\n".as_bytes(),
+            InputFormat::PlainText,
+        );
         assert_eq!(texts, vec!["a\u{2028}b\u{85}c\u{b}d\u{c}e"]);
     }
 
@@ -142,8 +186,22 @@ mod tests {
     }
 
     #[test]
+    fn pairs_read_query_and_passage() {
+        let input = b"{\"query\": \"q\", \"passage\": \"p\"}\n{\"query\": \"q2\"}\n";
+        let mut reader = RecordReader::new(&input[..], InputFormat::JsonLines);
+        let pair = reader.next_pair().unwrap().unwrap();
+        assert_eq!((pair.query.as_str(), pair.passage.as_str()), ("q", "p"));
+        let message = reader.next_pair().unwrap_err().to_string();
+        assert!(message.contains("line 2"), "{message}");
+        assert!(message.contains("passage"), "{message}");
+    }
+
+    #[test]
     fn jsonl_invalid_json_names_line() {
-        let (texts, error) = read_all(b"{\"text\": \"ok\"}\n{\"text\": 3}\n", InputFormat::JsonLines);
+        let (texts, error) = read_all(
+            b"{\"text\": \"ok\"}\n{\"text\": 3}\n",
+            InputFormat::JsonLines,
+        );
         assert_eq!(texts, vec!["ok"]);
         let message = error.unwrap().to_string();
         assert!(message.contains("line 2"), "{message}");

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 mod embed;
 mod input;
 mod output;
+mod score;
 
 /// BGE-M3 embeddings (dense, sparse and ColBERT) on ONNX Runtime.
 #[derive(Debug, Parser)]
@@ -24,6 +25,8 @@ struct Cli {
 enum Command {
     /// Embed texts, one per input line, and write one JSON object per text.
     Embed(embed::EmbedArgs),
+    /// Score queries against passages: dense, sparse, ColBERT and combined scores.
+    Score(score::ScoreArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +34,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Embed(args) => embed::run(&args),
+        Command::Score(args) => score::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -5,10 +5,12 @@
 //! are written in their shortest form that reads back as the same `f32`. Sparse ids
 //! are in ascending order.
 
+use std::collections::HashMap;
+
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 
-use bge_m3::{Embedding, MultiVector, SparseEmbedding};
+use bge_m3::{Embedding, MultiVector, SparseEmbedding, Tokenizer};
 
 /// The output record of one text, borrowing from its [`Embedding`].
 #[derive(Serialize)]
@@ -16,7 +18,7 @@ pub struct Record<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     dense: Option<&'a [f32]>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    sparse: Option<SparseById<'a>>,
+    sparse: Option<SparseMap<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     colbert: Option<Rows<'a>>,
     tokens: usize,
@@ -24,27 +26,79 @@ pub struct Record<'a> {
 }
 
 impl<'a> Record<'a> {
-    /// Borrows the outputs of one text.
-    pub fn new(embedding: &'a Embedding) -> Self {
-        Self {
+    /// Borrows the outputs of one text; sparse weights are keyed by token text when a
+    /// tokenizer is given, else by token id.
+    pub fn new(embedding: &'a Embedding, token_texts: Option<&Tokenizer>) -> bge_m3::Result<Self> {
+        let sparse = match (&embedding.sparse, token_texts) {
+            (None, _) => None,
+            (Some(sparse), None) => Some(SparseMap::ById(sparse)),
+            (Some(sparse), Some(tokenizer)) => {
+                Some(SparseMap::ByText(sparse_by_text(sparse, tokenizer)?))
+            }
+        };
+        Ok(Self {
             dense: embedding.dense.as_deref(),
-            sparse: embedding.sparse.as_ref().map(SparseById),
+            sparse,
             colbert: embedding.colbert.as_ref().map(Rows),
             tokens: embedding.tokens,
             truncated: embedding.truncated,
-        }
+        })
     }
 }
 
-struct SparseById<'a>(&'a SparseEmbedding);
+/// Returns the sparse weights keyed by token text, in id order.
+///
+/// Different ids can decode to the same text (`▁a` and `a` both give `a`).
+/// FlagEmbedding's `convert_id_to_token` then keeps one weight and drops the other;
+/// here no weight is lost: each such key gets its id appended, as in `a [85]`.
+pub fn sparse_by_text(
+    sparse: &SparseEmbedding,
+    tokenizer: &Tokenizer,
+) -> bge_m3::Result<Vec<(String, f32)>> {
+    let texts = sparse
+        .entries
+        .iter()
+        .map(|&(id, _)| tokenizer.token_text(id))
+        .collect::<bge_m3::Result<Vec<_>>>()?;
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for text in &texts {
+        *counts.entry(text.as_str()).or_default() += 1;
+    }
+    let keyed = sparse
+        .entries
+        .iter()
+        .zip(&texts)
+        .map(|(&(id, weight), text)| match counts[text.as_str()] {
+            1 => (text.clone(), weight),
+            _ => (format!("{text} [{id}]"), weight),
+        })
+        .collect();
+    Ok(keyed)
+}
 
-impl Serialize for SparseById<'_> {
+enum SparseMap<'a> {
+    ById(&'a SparseEmbedding),
+    ByText(Vec<(String, f32)>),
+}
+
+impl Serialize for SparseMap<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (id, weight) in &self.0.entries {
-            map.serialize_entry(&id.to_string(), weight)?;
+        match self {
+            Self::ById(sparse) => {
+                let mut map = serializer.serialize_map(Some(sparse.len()))?;
+                for (id, weight) in &sparse.entries {
+                    map.serialize_entry(&id.to_string(), weight)?;
+                }
+                map.end()
+            }
+            Self::ByText(entries) => {
+                let mut map = serializer.serialize_map(Some(entries.len()))?;
+                for (text, weight) in entries {
+                    map.serialize_entry(text, weight)?;
+                }
+                map.end()
+            }
         }
-        map.end()
     }
 }
 

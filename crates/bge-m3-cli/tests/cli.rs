@@ -52,7 +52,11 @@ fn stderr(output: &Output) -> String {
 
 #[test]
 fn embed_writes_all_outputs_in_order() {
-    let output = embed(&tiny_model_dir(), &[], "A test text!\n\nТекст для теста!\n".as_bytes());
+    let output = embed(
+        &tiny_model_dir(),
+        &[],
+        "A test text!\n\nТекст для теста!\n".as_bytes(),
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     let records = stdout_records(&output);
     assert_eq!(records.len(), 3);
@@ -81,10 +85,15 @@ fn embed_dense_only() {
 fn embed_output_matches_golden() {
     let corpus = std::fs::read_to_string(fixtures_dir().join("goldens/corpus.jsonl")).unwrap();
     let first_line = corpus.split('\n').next().unwrap();
-    let golden_line = std::fs::read_to_string(fixtures_dir().join("goldens/max_length_8192.jsonl")).unwrap();
+    let golden_line =
+        std::fs::read_to_string(fixtures_dir().join("goldens/max_length_8192.jsonl")).unwrap();
     let golden: Value = serde_json::from_str(golden_line.split('\n').next().unwrap()).unwrap();
 
-    let output = embed(&tiny_model_dir(), &["--jsonl", "--sparse"], format!("{first_line}\n").as_bytes());
+    let output = embed(
+        &tiny_model_dir(),
+        &["--jsonl", "--sparse"],
+        format!("{first_line}\n").as_bytes(),
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     let record = &stdout_records(&output)[0];
     let sparse = record["sparse"].as_object().unwrap();
@@ -92,7 +101,10 @@ fn embed_output_matches_golden() {
     assert_eq!(sparse.len(), golden_sparse.len());
     for (id, weight) in golden_sparse {
         let ours = sparse[id].as_f64().unwrap();
-        assert!((ours - weight.as_f64().unwrap()).abs() <= 1e-5, "weight of id {id}");
+        assert!(
+            (ours - weight.as_f64().unwrap()).abs() <= 1e-5,
+            "weight of id {id}"
+        );
     }
 }
 
@@ -106,9 +118,17 @@ fn jsonl_keeps_line_separators_inside_text() {
 
 #[test]
 fn invalid_utf8_keeps_earlier_output() {
-    let output = embed(&tiny_model_dir(), &["--dense", "--chunk-size", "2"], b"one\ntwo\nthree\nbad \xff\nfive\n");
+    let output = embed(
+        &tiny_model_dir(),
+        &["--dense", "--chunk-size", "2"],
+        b"one\ntwo\nthree\nbad \xff\nfive\n",
+    );
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
-    assert_eq!(stdout_records(&output).len(), 3, "the three lines before the bad one");
+    assert_eq!(
+        stdout_records(&output).len(),
+        3,
+        "the three lines before the bad one"
+    );
     let message = stderr(&output);
     assert!(message.contains("line 4"), "{message}");
     assert!(message.contains("UTF-8"), "{message}");
@@ -137,7 +157,13 @@ fn input_file_is_read() {
     let path = dir.path().join("texts.txt");
     std::fs::write(&path, "first\nsecond\nthird\n").unwrap();
     let mut command = bge_m3();
-    command.arg("embed").arg("--model").arg(tiny_model_dir()).arg("--input").arg(&path).arg("--dense");
+    command
+        .arg("embed")
+        .arg("--model")
+        .arg(tiny_model_dir())
+        .arg("--input")
+        .arg(&path)
+        .arg("--dense");
     let output = run_with_input(command, b"");
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(stdout_records(&output).len(), 3);
@@ -154,19 +180,37 @@ fn missing_runtime_says_how_to_install() {
     let output = run_with_input(command, b"text\n");
     assert_eq!(output.status.code(), Some(2));
     let message = stderr(&output);
-    assert!(message.contains("ONNX Runtime shared library not found"), "{message}");
-    assert!(message.contains("scripts/setup-onnxruntime.sh"), "{message}");
+    assert!(
+        message.contains("ONNX Runtime shared library not found"),
+        "{message}"
+    );
+    assert!(
+        message.contains("scripts/setup-onnxruntime.sh"),
+        "{message}"
+    );
     assert!(output.stdout.is_empty());
 }
 
 #[test]
 fn missing_model_file_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(tiny_model_dir().join("model.onnx"), dir.path().join("model.onnx")).unwrap();
-    std::fs::copy(tiny_model_dir().join("model.onnx_data"), dir.path().join("model.onnx_data")).unwrap();
+    std::fs::copy(
+        tiny_model_dir().join("model.onnx"),
+        dir.path().join("model.onnx"),
+    )
+    .unwrap();
+    std::fs::copy(
+        tiny_model_dir().join("model.onnx_data"),
+        dir.path().join("model.onnx_data"),
+    )
+    .unwrap();
     let output = embed(dir.path(), &[], b"text\n");
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("tokenizer.json"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("tokenizer.json"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 /// A relative model path from an unrelated working directory.
@@ -175,11 +219,19 @@ fn model_loads_from_other_working_directory() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("models").join("tiny");
     std::fs::create_dir_all(&model).unwrap();
-    for name in ["model.onnx", "model.onnx_data", "tokenizer.json", "special_tokens_map.json", "config.json"] {
+    for name in [
+        "model.onnx",
+        "model.onnx_data",
+        "tokenizer.json",
+        "special_tokens_map.json",
+        "config.json",
+    ] {
         std::fs::copy(tiny_model_dir().join(name), model.join(name)).unwrap();
     }
     let mut command = bge_m3();
-    command.current_dir(dir.path()).args(["embed", "--model", "models/tiny", "--dense"]);
+    command
+        .current_dir(dir.path())
+        .args(["embed", "--model", "models/tiny", "--dense"]);
     let output = run_with_input(command, b"A test text!\n");
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(stdout_records(&output).len(), 1);
@@ -189,7 +241,11 @@ fn model_loads_from_other_working_directory() {
 fn long_text_is_flagged_not_dropped() {
     let long = "word ".repeat(100);
     let input = format!("short\n{long}\nshort\n");
-    let output = embed(&tiny_model_dir(), &["--max-length", "16", "--dense"], input.as_bytes());
+    let output = embed(
+        &tiny_model_dir(),
+        &["--max-length", "16", "--dense"],
+        input.as_bytes(),
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     let records = stdout_records(&output);
     assert_eq!(records.len(), 3);
@@ -210,7 +266,11 @@ fn non_finite_output_names_the_record() {
     let model = fixtures_dir().join("nan-outputs");
     let output = embed(&model, &["--chunk-size", "2"], b"b\nc\nd\nb a c\n");
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
-    assert_eq!(stdout_records(&output).len(), 2, "the first chunk is written");
+    assert_eq!(
+        stdout_records(&output).len(),
+        2,
+        "the first chunk is written"
+    );
     let message = stderr(&output);
     assert!(message.contains("input record 4"), "{message}");
     assert!(message.contains("non-finite"), "{message}");

@@ -12,7 +12,9 @@
 
 use crate::embedder::{EmbedRequest, Embedder, Embedding};
 use crate::error::Result;
-use crate::scoring::{colbert_score, dense_score, lexical_matching_score, PairScores, ScoreWeights};
+use crate::scoring::{
+    colbert_score, dense_score, lexical_matching_score, PairScores, ScoreWeights,
+};
 use crate::session::Outputs;
 
 /// FlagEmbedding's default max length of queries in `compute_score`, in tokens.
@@ -120,19 +122,21 @@ impl Embedder {
 
 /// Scores two embeddings that have all three outputs.
 fn score_pair(query: &Embedding, passage: &Embedding, weights: ScoreWeights) -> PairScores {
-    let (Some(q_dense), Some(q_sparse), Some(q_colbert)) = (&query.dense, &query.sparse, &query.colbert)
-    else {
-        unreachable!("scores are computed from embeddings with all three outputs");
-    };
-    let (Some(p_dense), Some(p_sparse), Some(p_colbert)) =
-        (&passage.dense, &passage.sparse, &passage.colbert)
-    else {
-        unreachable!("scores are computed from embeddings with all three outputs");
-    };
-    PairScores::combine(
-        dense_score(q_dense, p_dense),
-        lexical_matching_score(q_sparse, p_sparse),
-        colbert_score(q_colbert, p_colbert),
-        weights,
-    )
+    PairScores::from_embeddings(query, passage, weights)
+        .expect("scores are computed from embeddings with all three outputs")
+}
+
+impl PairScores {
+    /// Scores a query embedding against a passage embedding, or returns `None` when
+    /// either lacks one of the three outputs.
+    pub fn from_embeddings(
+        query: &Embedding,
+        passage: &Embedding,
+        weights: ScoreWeights,
+    ) -> Option<Self> {
+        let dense = dense_score(query.dense.as_ref()?, passage.dense.as_ref()?);
+        let sparse = lexical_matching_score(query.sparse.as_ref()?, passage.sparse.as_ref()?);
+        let colbert = colbert_score(query.colbert.as_ref()?, passage.colbert.as_ref()?);
+        Some(Self::combine(dense, sparse, colbert, weights))
+    }
 }

@@ -4,7 +4,9 @@ use std::path::Path;
 
 use crate::batching::{plan_batches, Batch};
 use crate::error::{Error, Result};
-use crate::heads::{colbert_from_rows, dense_from_row, sparse_from_token_weights, MultiVector, SparseEmbedding};
+use crate::heads::{
+    colbert_from_rows, dense_from_row, sparse_from_token_weights, MultiVector, SparseEmbedding,
+};
 use crate::model_files::ModelFiles;
 use crate::session::{BatchInput, BatchOutput, OnnxModel, Outputs, SessionSettings};
 use crate::tokenizer::{read_json, TokenizedText, Tokenizer};
@@ -103,7 +105,10 @@ pub struct EmbedRequest {
 impl EmbedRequest {
     /// Returns a request for the given outputs and max length.
     pub fn new(outputs: Outputs, max_length: usize) -> Self {
-        Self { outputs, max_length }
+        Self {
+            outputs,
+            max_length,
+        }
     }
 }
 
@@ -194,13 +199,20 @@ impl Embedder {
         let tokenized = texts
             .iter()
             .enumerate()
-            .map(|(index, text)| self.tokenizer.encode(text.as_ref(), request.max_length, index))
+            .map(|(index, text)| {
+                self.tokenizer
+                    .encode(text.as_ref(), request.max_length, index)
+            })
             .collect::<Result<Vec<_>>>()?;
         let lengths: Vec<usize> = tokenized.iter().map(|text| text.ids.len()).collect();
 
         let mut results: Vec<Option<Embedding>> = vec![None; texts.len()];
         for batch in plan_batches(&lengths, self.options.token_budget) {
-            tracing::debug!(texts = batch.members.len(), sequence = batch.sequence, "running batch");
+            tracing::debug!(
+                texts = batch.members.len(),
+                sequence = batch.sequence,
+                "running batch"
+            );
             let output = self.model.run(self.pad(&batch, &tokenized), outputs)?;
             for (row, &index) in batch.members.iter().enumerate() {
                 let slices = RowSlices::new(&output, row, batch.sequence);
@@ -233,7 +245,10 @@ impl Embedder {
 
     fn cut(&self, text: &TokenizedText, slices: &RowSlices<'_>, index: usize) -> Result<Embedding> {
         let tokens = text.ids.len();
-        let dense = slices.dense.map(|row| dense_from_row(row, index)).transpose()?;
+        let dense = slices
+            .dense
+            .map(|row| dense_from_row(row, index))
+            .transpose()?;
         let sparse = slices
             .sparse
             .map(|row| {
@@ -269,8 +284,14 @@ impl<'a> RowSlices<'a> {
         let colbert_size = (sequence - 1) * hidden;
         Self {
             hidden,
-            dense: output.dense.as_deref().map(|d| &d[row * hidden..(row + 1) * hidden]),
-            sparse: output.sparse.as_deref().map(|s| &s[row * sequence..(row + 1) * sequence]),
+            dense: output
+                .dense
+                .as_deref()
+                .map(|d| &d[row * hidden..(row + 1) * hidden]),
+            sparse: output
+                .sparse
+                .as_deref()
+                .map(|s| &s[row * sequence..(row + 1) * sequence]),
             colbert: output
                 .colbert
                 .as_deref()
@@ -289,8 +310,13 @@ fn max_length_limit(files: &ModelFiles) -> Result<usize> {
         return Ok(DEFAULT_MAX_LENGTH);
     };
     let config = read_json(path)?;
-    let positions = config.get("max_position_embeddings").and_then(|v| v.as_u64());
-    let pad_id = config.get("pad_token_id").and_then(|v| v.as_u64()).unwrap_or(1);
+    let positions = config
+        .get("max_position_embeddings")
+        .and_then(|v| v.as_u64());
+    let pad_id = config
+        .get("pad_token_id")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(1);
     let limit = positions.map_or(DEFAULT_MAX_LENGTH as u64, |p| p.saturating_sub(pad_id + 1));
     Ok(usize::try_from(limit).unwrap_or(usize::MAX))
 }

@@ -156,6 +156,16 @@ pub enum Error {
         source: tokenizers::Error,
     },
 
+    /// A token id could not be decoded to text.
+    #[error("failed to decode token id {id}")]
+    Decode {
+        /// The token id.
+        id: u32,
+        /// The tokenizers library's error.
+        #[source]
+        source: tokenizers::Error,
+    },
+
     /// The model produced NaN or infinity for a text.
     #[error("the model produced a non-finite value in the {output} output of the text at index {input_index} of the call")]
     NonFinite {
@@ -181,13 +191,18 @@ impl Error {
     /// Returns the index of the text that failed, for errors about one text.
     pub fn input_index(&self) -> Option<usize> {
         match self {
-            Self::Tokenize { input_index, .. } | Self::NonFinite { input_index, .. } => Some(*input_index),
+            Self::Tokenize { input_index, .. } | Self::NonFinite { input_index, .. } => {
+                Some(*input_index)
+            }
             _ => None,
         }
     }
 }
 
 fn list_paths(paths: &[PathBuf]) -> String {
-    let shown: Vec<String> = paths.iter().map(|path| path.display().to_string()).collect();
+    let shown: Vec<String> = paths
+        .iter()
+        .map(|path| path.display().to_string())
+        .collect();
     shown.join(", ")
 }

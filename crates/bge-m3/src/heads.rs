@@ -93,7 +93,12 @@ pub fn dense_from_row(row: &[f32], input_index: usize) -> Result<Vec<f32>> {
 
 /// Keeps the first `tokens - 1` ColBERT rows of one text: every token but `<s>`,
 /// `</s>` included, no padding.
-pub fn colbert_from_rows(rows: &[f32], dim: usize, tokens: usize, input_index: usize) -> Result<MultiVector> {
+pub fn colbert_from_rows(
+    rows: &[f32],
+    dim: usize,
+    tokens: usize,
+    input_index: usize,
+) -> Result<MultiVector> {
     let kept = &rows[..tokens.saturating_sub(1) * dim];
     ensure_finite(kept, input_index, "colbert")?;
     Ok(MultiVector {
@@ -106,7 +111,10 @@ fn ensure_finite(values: &[f32], input_index: usize, output: &'static str) -> Re
     if values.iter().all(|value| value.is_finite()) {
         Ok(())
     } else {
-        Err(Error::NonFinite { input_index, output })
+        Err(Error::NonFinite {
+            input_index,
+            output,
+        })
     }
 }
 
@@ -152,7 +160,13 @@ mod tests {
         let ids = [0, 10, 2];
         let weights = [0.1, f32::NAN, 0.1];
         let error = sparse_from_token_weights(&ids, &weights, &SPECIAL, 7).unwrap_err();
-        assert!(matches!(error, Error::NonFinite { input_index: 7, output: "sparse" }));
+        assert!(matches!(
+            error,
+            Error::NonFinite {
+                input_index: 7,
+                output: "sparse"
+            }
+        ));
     }
 
     #[test]
@@ -167,12 +181,24 @@ mod tests {
     fn colbert_infinity_is_an_error() {
         let rows = [1.0, f32::INFINITY, 0.0, 0.0];
         let error = colbert_from_rows(&rows, 2, 2, 3).unwrap_err();
-        assert!(matches!(error, Error::NonFinite { input_index: 3, output: "colbert" }));
+        assert!(matches!(
+            error,
+            Error::NonFinite {
+                input_index: 3,
+                output: "colbert"
+            }
+        ));
     }
 
     #[test]
     fn dense_nan_is_an_error() {
         let error = dense_from_row(&[0.5, f32::NAN], 1).unwrap_err();
-        assert!(matches!(error, Error::NonFinite { input_index: 1, output: "dense" }));
+        assert!(matches!(
+            error,
+            Error::NonFinite {
+                input_index: 1,
+                output: "dense"
+            }
+        ));
     }
 }

@@ -30,10 +30,10 @@ mod session;
 mod tokenizer;
 
 pub use batching::{plan_batches, Batch};
+pub use compute_score::{ScoreOptions, DEFAULT_PASSAGE_MAX_LENGTH, DEFAULT_QUERY_MAX_LENGTH};
 pub use embedder::{
     EmbedRequest, Embedder, EmbedderOptions, Embedding, DEFAULT_MAX_LENGTH, DEFAULT_TOKEN_BUDGET,
 };
-pub use compute_score::{ScoreOptions, DEFAULT_PASSAGE_MAX_LENGTH, DEFAULT_QUERY_MAX_LENGTH};
 pub use error::{Error, Result};
 pub use heads::{MultiVector, SparseEmbedding};
 pub use model_files::ModelFiles;

@@ -59,7 +59,13 @@ impl ModelFiles {
         let model = require(&dir, MODEL_FILE, EXPORT_HINT)?;
         let external_data = external_data_files(&model)?
             .into_iter()
-            .map(|location| require(&dir, &location, "it holds the weights that model.onnx references"))
+            .map(|location| {
+                require(
+                    &dir,
+                    &location,
+                    "it holds the weights that model.onnx references",
+                )
+            })
             .collect::<Result<Vec<_>>>()?;
         let tokenizer = require(&dir, TOKENIZER_FILE, "copy it from the model's repository")?;
         Ok(Self {
@@ -139,7 +145,9 @@ fn scan_locations(bytes: &[u8]) -> Vec<String> {
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|window| window == needle)
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
 }
 
 fn read_varint(bytes: &[u8]) -> Option<(u64, usize)> {

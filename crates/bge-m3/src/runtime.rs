@@ -37,10 +37,13 @@ pub(crate) fn environment() -> Result<&'static Environment> {
         path: path.clone(),
         source,
     })?;
-    let environment = builder.with_name("bge-m3").build().map_err(|source| Error::Onnx {
-        action: "create its environment".to_owned(),
-        source,
-    })?;
+    let environment = builder
+        .with_name("bge-m3")
+        .build()
+        .map_err(|source| Error::Onnx {
+            action: "create its environment".to_owned(),
+            source,
+        })?;
     tracing::debug!(path = %path.display(), "loaded ONNX Runtime");
     Ok(ENVIRONMENT.get_or_init(|| environment))
 }

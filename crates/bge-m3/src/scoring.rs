@@ -67,7 +67,8 @@ impl PairScores {
             (sparse * weights.sparse + dense * weights.dense) / (weights.sparse + weights.dense);
         let weight_sum = weights.dense + weights.sparse + weights.colbert;
         let colbert_sparse_dense =
-            (colbert * weights.colbert + sparse * weights.sparse + dense * weights.dense) / weight_sum;
+            (colbert * weights.colbert + sparse * weights.sparse + dense * weights.dense)
+                / weight_sum;
         Self {
             dense,
             sparse,
@@ -89,7 +90,10 @@ pub fn dense_score(query: &[f32], passage: &[f32]) -> f32 {
 /// Both sides keep their ids in ascending order, so one merge pass finds the shared
 /// ids. Empty weights on either side score 0.
 pub fn lexical_matching_score(query: &SparseEmbedding, passage: &SparseEmbedding) -> f32 {
-    let (mut q, mut p) = (query.entries.iter().peekable(), passage.entries.iter().peekable());
+    let (mut q, mut p) = (
+        query.entries.iter().peekable(),
+        passage.entries.iter().peekable(),
+    );
     let mut score = 0.0f32;
     while let (Some(&&(q_id, q_weight)), Some(&&(p_id, p_weight))) = (q.peek(), p.peek()) {
         match q_id.cmp(&p_id) {
@@ -146,7 +150,10 @@ mod tests {
     }
 
     fn assert_near(found: f32, expected: f32) {
-        assert!((found - expected).abs() < 1e-6, "found {found}, expected {expected}");
+        assert!(
+            (found - expected).abs() < 1e-6,
+            "found {found}, expected {expected}"
+        );
     }
 
     #[test]
@@ -201,7 +208,10 @@ mod tests {
     fn combine_matches_reference_formula() {
         let scores = PairScores::combine(0.8, 0.2, 0.6, ScoreWeights::README_EXAMPLE);
         assert_near(scores.sparse_dense, (0.2 * 0.2 + 0.8 * 0.4) / 0.6);
-        assert_near(scores.colbert_sparse_dense, (0.6 * 0.4 + 0.2 * 0.2 + 0.8 * 0.4) / 1.0);
+        assert_near(
+            scores.colbert_sparse_dense,
+            (0.6 * 0.4 + 0.2 * 0.2 + 0.8 * 0.4) / 1.0,
+        );
         let equal = PairScores::combine(0.9, 0.3, 0.6, ScoreWeights::default());
         assert_near(equal.sparse_dense, 0.6);
         assert_near(equal.colbert_sparse_dense, 0.6);

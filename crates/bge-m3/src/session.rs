@@ -104,8 +104,8 @@ impl OnnxModel {
             let action = action.to_owned();
             move |source| Error::Onnx { action, source }
         };
-        let mut builder = Session::builder(environment)
-            .map_err(onnx_error("create a session builder"))?;
+        let mut builder =
+            Session::builder(environment).map_err(onnx_error("create a session builder"))?;
         if settings.intra_threads > 0 {
             builder = builder
                 .with_intra_threads(settings.intra_threads)
@@ -139,9 +139,15 @@ impl OnnxModel {
             .map_err(onnx_error("create run options"))?
             .with_outputs(select(outputs));
 
-        let mut session = self.session.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut session = self
+            .session
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let result = session
-            .run_with_options(ort::inputs![INPUT_IDS => ids, ATTENTION_MASK => mask], &options)
+            .run_with_options(
+                ort::inputs![INPUT_IDS => ids, ATTENTION_MASK => mask],
+                &options,
+            )
             .map_err(onnx_error("run the model"))?;
         read_outputs(&result, &input_shape(input.batch, input.sequence), outputs)
     }
@@ -154,7 +160,11 @@ impl OnnxModel {
 
 fn select(outputs: Outputs) -> OutputSelector {
     let mut selector = OutputSelector::no_default();
-    for (wanted, name) in [(outputs.dense, DENSE), (outputs.sparse, SPARSE), (outputs.colbert, COLBERT)] {
+    for (wanted, name) in [
+        (outputs.dense, DENSE),
+        (outputs.sparse, SPARSE),
+        (outputs.colbert, COLBERT),
+    ] {
         if wanted {
             selector = selector.with(name);
         }
@@ -174,7 +184,11 @@ fn input_shape(batch: usize, sequence: usize) -> InputShape {
     }
 }
 
-fn read_outputs(result: &SessionOutputs<'_>, shape: &InputShape, outputs: Outputs) -> Result<BatchOutput> {
+fn read_outputs(
+    result: &SessionOutputs<'_>,
+    shape: &InputShape,
+    outputs: Outputs,
+) -> Result<BatchOutput> {
     let mut batch = BatchOutput::default();
     if outputs.dense {
         let (dims, data) = extract(result, DENSE)?;
@@ -184,13 +198,23 @@ fn read_outputs(result: &SessionOutputs<'_>, shape: &InputShape, outputs: Output
     }
     if outputs.sparse {
         let (dims, data) = extract(result, SPARSE)?;
-        expect_shape(SPARSE, &dims, &[Some(shape.batch), Some(shape.sequence), Some(1)], "[batch, sequence, 1]")?;
+        expect_shape(
+            SPARSE,
+            &dims,
+            &[Some(shape.batch), Some(shape.sequence), Some(1)],
+            "[batch, sequence, 1]",
+        )?;
         batch.sparse = Some(data);
     }
     if outputs.colbert {
         let (dims, data) = extract(result, COLBERT)?;
         let rows = Some(shape.sequence - 1);
-        expect_shape(COLBERT, &dims, &[Some(shape.batch), rows, None], "[batch, sequence - 1, hidden]")?;
+        expect_shape(
+            COLBERT,
+            &dims,
+            &[Some(shape.batch), rows, None],
+            "[batch, sequence - 1, hidden]",
+        )?;
         let hidden = dim(&dims, 2);
         if batch.dense.is_some() && batch.hidden != hidden {
             return Err(Error::OutputShape {
@@ -211,14 +235,21 @@ fn extract(result: &SessionOutputs<'_>, name: &'static str) -> Result<(Vec<i64>,
         expected: "an output tensor".to_owned(),
         found: Vec::new(),
     })?;
-    let (shape, data) = value.try_extract_tensor::<f32>().map_err(|source| Error::Onnx {
-        action: format!("read the {name} output as float32"),
-        source,
-    })?;
+    let (shape, data) = value
+        .try_extract_tensor::<f32>()
+        .map_err(|source| Error::Onnx {
+            action: format!("read the {name} output as float32"),
+            source,
+        })?;
     Ok((shape.to_vec(), data.to_vec()))
 }
 
-fn expect_shape(output: &'static str, dims: &[i64], expected: &[Option<i64>], words: &str) -> Result<()> {
+fn expect_shape(
+    output: &'static str,
+    dims: &[i64],
+    expected: &[Option<i64>],
+    words: &str,
+) -> Result<()> {
     let fits = dims.len() == expected.len()
         && dims
             .iter()
@@ -240,7 +271,11 @@ fn dim(dims: &[i64], index: usize) -> usize {
 }
 
 fn check_inputs(session: &Session, path: &Path) -> Result<()> {
-    let mut found: Vec<String> = session.inputs().iter().map(|i| i.name().to_owned()).collect();
+    let mut found: Vec<String> = session
+        .inputs()
+        .iter()
+        .map(|i| i.name().to_owned())
+        .collect();
     found.sort();
     if found == [ATTENTION_MASK, INPUT_IDS] {
         Ok(())
@@ -253,9 +288,14 @@ fn check_inputs(session: &Session, path: &Path) -> Result<()> {
 }
 
 fn check_outputs(session: &Session, path: &Path) -> Result<()> {
-    let found: Vec<String> = session.outputs().iter().map(|o| o.name().to_owned()).collect();
+    let found: Vec<String> = session
+        .outputs()
+        .iter()
+        .map(|o| o.name().to_owned())
+        .collect();
     let expected = [DENSE, SPARSE, COLBERT];
-    let complete = found.len() == expected.len() && expected.iter().all(|name| found.iter().any(|f| f == name));
+    let complete = found.len() == expected.len()
+        && expected.iter().all(|name| found.iter().any(|f| f == name));
     if complete {
         Ok(())
     } else {

@@ -96,6 +96,14 @@ impl Tokenizer {
         self.inner.id_to_token(id)
     }
 
+    /// Returns the text of one token id as FlagEmbedding's `convert_id_to_token` gives
+    /// it: the decoded id, so `▁a` (a word start) and `a` both give `a`.
+    pub fn token_text(&self, id: u32) -> Result<String> {
+        self.inner
+            .decode(&[id], false)
+            .map_err(|source| Error::Decode { id, source })
+    }
+
     /// Tokenizes one text, special tokens included, cut to `max_length` tokens;
     /// `input_index` names the text in errors.
     ///
@@ -103,7 +111,12 @@ impl Tokenizer {
     /// (`TruncationStrategy::LongestFirst`, stride 0, from the right): the text's own
     /// tokens are cut to `max_length` minus the special tokens, then the post-processor
     /// adds `<s>` and `</s>`. `max_length` must leave room for the special tokens.
-    pub fn encode(&self, text: &str, max_length: usize, input_index: usize) -> Result<TokenizedText> {
+    pub fn encode(
+        &self,
+        text: &str,
+        max_length: usize,
+        input_index: usize,
+    ) -> Result<TokenizedText> {
         let tokenize_error = |source| Error::Tokenize {
             input_index,
             source,
@@ -125,10 +138,13 @@ impl Tokenizer {
 
     /// Returns the token count of a text with special tokens, without truncation.
     pub fn count_tokens(&self, text: &str, input_index: usize) -> Result<usize> {
-        let encoding = self.inner.encode(text, false).map_err(|source| Error::Tokenize {
-            input_index,
-            source,
-        })?;
+        let encoding = self
+            .inner
+            .encode(text, false)
+            .map_err(|source| Error::Tokenize {
+                input_index,
+                source,
+            })?;
         Ok(encoding.len() + self.added_tokens)
     }
 }

@@ -12,7 +12,10 @@ const TOLERANCE: f32 = 1e-6;
 fn assert_close(batched: &Embedding, alone: &Embedding, text: &str) {
     assert_eq!(batched.tokens, alone.tokens, "tokens of {text:?}");
     assert_eq!(batched.truncated, alone.truncated, "truncation of {text:?}");
-    let dense = max_abs_diff(batched.dense.as_ref().unwrap(), alone.dense.as_ref().unwrap());
+    let dense = max_abs_diff(
+        batched.dense.as_ref().unwrap(),
+        alone.dense.as_ref().unwrap(),
+    );
     assert!(dense <= TOLERANCE, "dense of {text:?} differs by {dense}");
 
     let batched_sparse = &batched.sparse.as_ref().unwrap().entries;
@@ -21,14 +24,25 @@ fn assert_close(batched: &Embedding, alone: &Embedding, text: &str) {
     let alone_ids: Vec<u32> = alone_sparse.iter().map(|e| e.0).collect();
     assert_eq!(batched_ids, alone_ids, "sparse ids of {text:?}");
     for (a, b) in batched_sparse.iter().zip(alone_sparse) {
-        assert!((a.1 - b.1).abs() <= TOLERANCE, "sparse weight of id {} in {text:?}", a.0);
+        assert!(
+            (a.1 - b.1).abs() <= TOLERANCE,
+            "sparse weight of id {} in {text:?}",
+            a.0
+        );
     }
 
     let batched_colbert = batched.colbert.as_ref().unwrap();
     let alone_colbert = alone.colbert.as_ref().unwrap();
-    assert_eq!(batched_colbert.rows(), alone_colbert.rows(), "ColBERT rows of {text:?}");
+    assert_eq!(
+        batched_colbert.rows(),
+        alone_colbert.rows(),
+        "ColBERT rows of {text:?}"
+    );
     let colbert = max_abs_diff(&batched_colbert.data, &alone_colbert.data);
-    assert!(colbert <= TOLERANCE, "ColBERT of {text:?} differs by {colbert}");
+    assert!(
+        colbert <= TOLERANCE,
+        "ColBERT of {text:?} differs by {colbert}"
+    );
 }
 
 #[test]

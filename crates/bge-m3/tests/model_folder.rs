@@ -7,7 +7,12 @@ use std::path::Path;
 use bge_m3::{Embedder, EmbedderOptions, Error};
 use common::{fixtures_dir, tiny_model_dir};
 
-const MODEL_FILES: [&str; 4] = ["model.onnx", "model.onnx_data", "tokenizer.json", "special_tokens_map.json"];
+const MODEL_FILES: [&str; 4] = [
+    "model.onnx",
+    "model.onnx_data",
+    "tokenizer.json",
+    "special_tokens_map.json",
+];
 
 fn load(dir: &Path) -> Result<Embedder, Error> {
     Embedder::try_new(dir, EmbedderOptions::new())
@@ -30,7 +35,10 @@ fn expect_missing_file(missing: &str) {
         "{error:?}"
     );
     let message = error.to_string();
-    assert!(message.contains(missing), "message names {missing}: {message}");
+    assert!(
+        message.contains(missing),
+        "message names {missing}: {message}"
+    );
 }
 
 #[test]
@@ -60,7 +68,10 @@ fn missing_tokenizer_is_named() {
 #[test]
 fn wrong_outputs_are_listed() {
     let error = load(&fixtures_dir().join("wrong-outputs")).unwrap_err();
-    assert!(matches!(error, Error::UnexpectedOutputs { .. }), "{error:?}");
+    assert!(
+        matches!(error, Error::UnexpectedOutputs { .. }),
+        "{error:?}"
+    );
     let message = error.to_string();
     assert!(message.contains("token_embeddings"), "{message}");
     assert!(message.contains("sentence_embedding"), "{message}");
@@ -71,7 +82,16 @@ fn wrong_outputs_are_listed() {
 fn max_length_over_model_limit_is_rejected() {
     let options = EmbedderOptions::new().with_max_length(8193);
     let error = Embedder::try_new(tiny_model_dir(), options).unwrap_err();
-    assert!(matches!(error, Error::InvalidOption { name: "max length", .. }), "{error:?}");
+    assert!(
+        matches!(
+            error,
+            Error::InvalidOption {
+                name: "max length",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
     assert!(error.to_string().contains("8192"), "{error}");
 }
 
@@ -79,14 +99,32 @@ fn max_length_over_model_limit_is_rejected() {
 fn max_length_below_two_is_rejected() {
     let options = EmbedderOptions::new().with_max_length(1);
     let error = Embedder::try_new(tiny_model_dir(), options).unwrap_err();
-    assert!(matches!(error, Error::InvalidOption { name: "max length", .. }), "{error:?}");
+    assert!(
+        matches!(
+            error,
+            Error::InvalidOption {
+                name: "max length",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
 }
 
 #[test]
 fn zero_token_budget_is_rejected() {
     let options = EmbedderOptions::new().with_token_budget(0);
     let error = Embedder::try_new(tiny_model_dir(), options).unwrap_err();
-    assert!(matches!(error, Error::InvalidOption { name: "token budget", .. }), "{error:?}");
+    assert!(
+        matches!(
+            error,
+            Error::InvalidOption {
+                name: "token budget",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
 }
 
 /// The Hugging Face cache layout: `snapshots/<rev>/<file>` links to `blobs/<hash>`.
@@ -105,7 +143,10 @@ fn symlinked_cache_folder_loads() {
     }
 
     let from_cache = load(&snapshot).unwrap().embed(&["A test text!"]).unwrap();
-    let from_fixture = load(&tiny_model_dir()).unwrap().embed(&["A test text!"]).unwrap();
+    let from_fixture = load(&tiny_model_dir())
+        .unwrap()
+        .embed(&["A test text!"])
+        .unwrap();
     assert_eq!(from_cache, from_fixture);
 }
 
@@ -128,7 +169,10 @@ fn non_finite_output_names_the_text() {
     assert_eq!(finite.len(), 2);
 
     let error = embedder.embed(&["b", "b a c", "c d"]).unwrap_err();
-    assert!(matches!(error, Error::NonFinite { input_index: 1, .. }), "{error:?}");
+    assert!(
+        matches!(error, Error::NonFinite { input_index: 1, .. }),
+        "{error:?}"
+    );
     assert_eq!(error.input_index(), Some(1));
 }
 
@@ -140,6 +184,17 @@ fn non_finite_sparse_alone_is_an_error() {
         sparse: true,
         colbert: false,
     };
-    let error = embedder.embed_with(&["b a c"], sparse_only, &mut |_| {}).unwrap_err();
-    assert!(matches!(error, Error::NonFinite { input_index: 0, output: "sparse" }), "{error:?}");
+    let error = embedder
+        .embed_with(&["b a c"], sparse_only, &mut |_| {})
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::NonFinite {
+                input_index: 0,
+                output: "sparse"
+            }
+        ),
+        "{error:?}"
+    );
 }

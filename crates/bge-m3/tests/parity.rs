@@ -29,38 +29,69 @@ struct MaxDiffs {
 
 fn check_text(embedding: &Embedding, golden: &Golden, text: &str, diffs: &mut MaxDiffs) {
     let index = golden.index;
-    assert_eq!(embedding.tokens, golden.input_ids.len(), "token count of text {index}");
-    assert_eq!(embedding.truncated, golden.truncated, "truncation flag of text {index}");
+    assert_eq!(
+        embedding.tokens,
+        golden.input_ids.len(),
+        "token count of text {index}"
+    );
+    assert_eq!(
+        embedding.truncated, golden.truncated,
+        "truncation flag of text {index}"
+    );
 
     let dense = embedding.dense.as_ref().unwrap();
     let dense_diff = max_abs_diff(dense, &golden.dense());
-    assert!(dense_diff <= TOLERANCE, "dense of text {index} {text:?} differs by {dense_diff}");
+    assert!(
+        dense_diff <= TOLERANCE,
+        "dense of text {index} {text:?} differs by {dense_diff}"
+    );
     diffs.dense = diffs.dense.max(dense_diff);
 
     let sparse = embedding.sparse.as_ref().unwrap();
-    let ids: Vec<String> = sparse.entries.iter().map(|(id, _)| id.to_string()).collect();
+    let ids: Vec<String> = sparse
+        .entries
+        .iter()
+        .map(|(id, _)| id.to_string())
+        .collect();
     let golden_ids: Vec<String> = golden.sparse.keys().cloned().collect();
     let mut ids_sorted = ids.clone();
     ids_sorted.sort();
-    assert_eq!(ids_sorted, golden_ids, "sparse token ids of text {index} {text:?}");
+    assert_eq!(
+        ids_sorted, golden_ids,
+        "sparse token ids of text {index} {text:?}"
+    );
     for (id, weight) in &sparse.entries {
         let expected = golden.sparse[&id.to_string()];
         let diff = (weight - expected).abs();
-        assert!(diff <= TOLERANCE, "sparse weight of id {id} in text {index} differs by {diff}");
+        assert!(
+            diff <= TOLERANCE,
+            "sparse weight of id {id} in text {index} differs by {diff}"
+        );
         diffs.sparse = diffs.sparse.max(diff);
     }
 
     let colbert = embedding.colbert.as_ref().unwrap();
-    assert_eq!(colbert.rows(), golden.colbert_rows, "ColBERT rows of text {index}");
+    assert_eq!(
+        colbert.rows(),
+        golden.colbert_rows,
+        "ColBERT rows of text {index}"
+    );
     let colbert_diff = max_abs_diff(&colbert.data, &golden.colbert());
-    assert!(colbert_diff <= TOLERANCE, "ColBERT of text {index} {text:?} differs by {colbert_diff}");
+    assert!(
+        colbert_diff <= TOLERANCE,
+        "ColBERT of text {index} {text:?} differs by {colbert_diff}"
+    );
     diffs.colbert = diffs.colbert.max(colbert_diff);
 }
 
 fn check_corpus(max_length: usize) {
     let texts = corpus();
     let golden = goldens(max_length);
-    assert_eq!(texts.len(), golden.len(), "corpus and goldens have the same length");
+    assert_eq!(
+        texts.len(),
+        golden.len(),
+        "corpus and goldens have the same length"
+    );
     assert!(texts.len() >= 40, "the corpus has at least 40 texts");
     let embeddings = embed_corpus(max_length);
     assert_eq!(embeddings.len(), texts.len());
@@ -68,7 +99,10 @@ fn check_corpus(max_length: usize) {
     for ((embedding, golden), text) in embeddings.iter().zip(&golden).zip(&texts) {
         check_text(embedding, golden, text, &mut diffs);
     }
-    eprintln!("max length {max_length}: {} texts, max abs difference {diffs:?}", texts.len());
+    eprintln!(
+        "max length {max_length}: {} texts, max abs difference {diffs:?}",
+        texts.len()
+    );
 }
 
 #[test]

@@ -16,6 +16,7 @@ struct ScoreGoldens {
     max_passage_length: usize,
     compute_score_alone: AloneScores,
     matrices: Matrices,
+    token_texts: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -44,8 +45,12 @@ struct Matrices {
 
 fn goldens() -> ScoreGoldens {
     let path = fixtures_dir().join("goldens/scores.json");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}; run `python python/make_score_goldens.py`", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run `python python/make_score_goldens.py`",
+            path.display()
+        )
+    });
     serde_json::from_str(&text).unwrap()
 }
 
@@ -55,7 +60,10 @@ fn embedder() -> Embedder {
 
 fn assert_close(found: f32, expected: f32, what: &str) {
     let diff = (found - expected).abs();
-    assert!(diff <= TOLERANCE, "{what}: found {found}, expected {expected}, diff {diff}");
+    assert!(
+        diff <= TOLERANCE,
+        "{what}: found {found}, expected {expected}, diff {diff}"
+    );
 }
 
 fn check_scores(found: &[PairScores], expected: &ScoreLists, weights: &str) {
@@ -65,7 +73,11 @@ fn check_scores(found: &[PairScores], expected: &ScoreLists, weights: &str) {
         assert_close(scores.dense, expected.dense[index], &what("dense"));
         assert_close(scores.sparse, expected.sparse[index], &what("sparse"));
         assert_close(scores.colbert, expected.colbert[index], &what("colbert"));
-        assert_close(scores.sparse_dense, expected.sparse_dense[index], &what("sparse+dense"));
+        assert_close(
+            scores.sparse_dense,
+            expected.sparse_dense[index],
+            &what("sparse+dense"),
+        );
         assert_close(
             scores.colbert_sparse_dense,
             expected.colbert_sparse_dense[index],
@@ -79,9 +91,18 @@ fn compute_score_matches_reference() {
     let goldens = goldens();
     assert!(goldens.pairs.len() >= 8);
     assert_eq!(goldens.max_query_length, bge_m3::DEFAULT_QUERY_MAX_LENGTH);
-    assert_eq!(goldens.max_passage_length, bge_m3::DEFAULT_PASSAGE_MAX_LENGTH);
-    let scores = embedder().compute_score(&goldens.pairs, &ScoreOptions::new()).unwrap();
-    check_scores(&scores, &goldens.compute_score_alone.default_weights, "default");
+    assert_eq!(
+        goldens.max_passage_length,
+        bge_m3::DEFAULT_PASSAGE_MAX_LENGTH
+    );
+    let scores = embedder()
+        .compute_score(&goldens.pairs, &ScoreOptions::new())
+        .unwrap();
+    check_scores(
+        &scores,
+        &goldens.compute_score_alone.default_weights,
+        "default",
+    );
 }
 
 #[test]
@@ -89,7 +110,11 @@ fn compute_score_with_readme_weights() {
     let goldens = goldens();
     let options = ScoreOptions::new().with_weights(ScoreWeights::README_EXAMPLE);
     let scores = embedder().compute_score(&goldens.pairs, &options).unwrap();
-    check_scores(&scores, &goldens.compute_score_alone.readme_weights, "README");
+    check_scores(
+        &scores,
+        &goldens.compute_score_alone.readme_weights,
+        "README",
+    );
 }
 
 #[test]
@@ -97,15 +122,25 @@ fn score_matrix_matches_separate_functions() {
     let goldens = goldens();
     let queries: Vec<&str> = goldens.pairs.iter().map(|(q, _)| q.as_str()).collect();
     let passages: Vec<&str> = goldens.pairs.iter().map(|(_, p)| p.as_str()).collect();
-    let matrix = embedder().score_matrix(&queries, &passages, &ScoreOptions::new()).unwrap();
+    let matrix = embedder()
+        .score_matrix(&queries, &passages, &ScoreOptions::new())
+        .unwrap();
     assert_eq!(matrix.len(), queries.len());
     for (i, row) in matrix.iter().enumerate() {
         assert_eq!(row.len(), passages.len());
         for (j, scores) in row.iter().enumerate() {
             let what = |kind: &str| format!("{kind} score of query {i} and passage {j}");
             assert_close(scores.dense, goldens.matrices.dense[i][j], &what("dense"));
-            assert_close(scores.sparse, goldens.matrices.lexical[i][j], &what("lexical"));
-            assert_close(scores.colbert, goldens.matrices.colbert[i][j], &what("colbert"));
+            assert_close(
+                scores.sparse,
+                goldens.matrices.lexical[i][j],
+                &what("lexical"),
+            );
+            assert_close(
+                scores.colbert,
+                goldens.matrices.colbert[i][j],
+                &what("colbert"),
+            );
         }
     }
 }
@@ -114,11 +149,17 @@ fn score_matrix_matches_separate_functions() {
 fn lexical_score_with_itself_is_not_one() {
     let embedder = embedder();
     let text = "A test text! Texto de prueba!";
-    let scores = embedder.compute_score(&[(text, text)], &ScoreOptions::new()).unwrap();
+    let scores = embedder
+        .compute_score(&[(text, text)], &ScoreOptions::new())
+        .unwrap();
     let sparse = embedder.embed(&[text]).unwrap()[0].sparse.clone().unwrap();
     let squared: f32 = sparse.entries.iter().map(|(_, w)| w * w).sum();
     assert_close(scores[0].sparse, squared, "self lexical score");
-    assert!((scores[0].sparse - 1.0).abs() > 1e-3, "not normalised: {}", scores[0].sparse);
+    assert!(
+        (scores[0].sparse - 1.0).abs() > 1e-3,
+        "not normalised: {}",
+        scores[0].sparse
+    );
     assert_close(scores[0].dense, 1.0, "self dense score");
     assert_close(scores[0].colbert, 1.0, "self ColBERT score");
 }
@@ -132,8 +173,33 @@ fn colbert_score_ignores_batch_padding() {
     let longer = "A much longer passage that forces the empty one to be padded in its batch.";
     let alone = embedder.embed(&[query, passage]).unwrap();
     let padded = embedder.embed(&[longer, passage, query]).unwrap();
-    let score_alone = colbert_score(alone[0].colbert.as_ref().unwrap(), alone[1].colbert.as_ref().unwrap());
-    let score_padded = colbert_score(padded[2].colbert.as_ref().unwrap(), padded[1].colbert.as_ref().unwrap());
+    let score_alone = colbert_score(
+        alone[0].colbert.as_ref().unwrap(),
+        alone[1].colbert.as_ref().unwrap(),
+    );
+    let score_padded = colbert_score(
+        padded[2].colbert.as_ref().unwrap(),
+        padded[1].colbert.as_ref().unwrap(),
+    );
     assert!((-1.0..=1.0).contains(&score_alone));
-    assert_close(score_padded, score_alone, "ColBERT score with and without padding");
+    assert_close(
+        score_padded,
+        score_alone,
+        "ColBERT score with and without padding",
+    );
+}
+
+#[test]
+fn token_text_matches_convert_id_to_token() {
+    let goldens = goldens();
+    let embedder = embedder();
+    let tokenizer = embedder.tokenizer();
+    for (id, expected) in goldens.token_texts.iter().enumerate() {
+        let id = u32::try_from(id).unwrap();
+        assert_eq!(
+            &tokenizer.token_text(id).unwrap(),
+            expected,
+            "text of token id {id}"
+        );
+    }
 }

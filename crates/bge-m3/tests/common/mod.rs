@@ -63,7 +63,10 @@ pub fn corpus() -> Vec<String> {
     struct Record {
         text: String,
     }
-    read_jsonl::<Record>("corpus.jsonl").into_iter().map(|r| r.text).collect()
+    read_jsonl::<Record>("corpus.jsonl")
+        .into_iter()
+        .map(|r| r.text)
+        .collect()
 }
 
 /// Returns the goldens recorded at a max length (8192 or 16).
@@ -73,8 +76,12 @@ pub fn goldens(max_length: usize) -> Vec<Golden> {
 
 fn read_jsonl<T: for<'de> Deserialize<'de>>(name: &str) -> Vec<T> {
     let path = fixtures_dir().join("goldens").join(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}; run `python python/make_test_model.py`", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run `python python/make_test_model.py`",
+            path.display()
+        )
+    });
     text.split('\n')
         .filter(|line| !line.is_empty())
         .map(|line| serde_json::from_str(line).expect("golden line is valid JSON"))
@@ -84,5 +91,8 @@ fn read_jsonl<T: for<'de> Deserialize<'de>>(name: &str) -> Vec<T> {
 /// Returns the largest absolute difference of two equally long slices.
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "lengths differ");
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
