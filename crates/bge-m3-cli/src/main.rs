@@ -12,6 +12,7 @@ mod embed;
 mod input;
 mod output;
 mod score;
+mod verify;
 
 /// BGE-M3 embeddings (dense, sparse and ColBERT) on ONNX Runtime.
 #[derive(Debug, Parser)]
@@ -27,6 +28,8 @@ enum Command {
     Embed(embed::EmbedArgs),
     /// Score queries against passages: dense, sparse, ColBERT and combined scores.
     Score(score::ScoreArgs),
+    /// Compare the engine with a FlagEmbedding reference dump (python/dump_reference.py).
+    Verify(verify::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +38,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Embed(args) => embed::run(&args),
         Command::Score(args) => score::run(&args),
+        Command::Verify(args) => verify::run(&args),
     };
     match result {
         Ok(code) => code,
