@@ -51,8 +51,10 @@ pub struct SparseComparison {
     pub same_keys: bool,
     /// Over the union of ids, a missing weight counting as 0.
     pub max_diff: f32,
-    /// Top ids by weight: engine, reference.
-    pub top: (Vec<(u32, f32)>, Vec<(u32, f32)>),
+    /// Top ids by weight of the engine.
+    pub top_engine: Vec<(u32, f32)>,
+    /// Top ids by weight of the reference.
+    pub top_reference: Vec<(u32, f32)>,
 }
 
 const TOP_TOKENS: usize = 5;
@@ -88,13 +90,13 @@ impl TextComparison {
         if !self.ids_equal {
             reasons.push("token ids differ".to_owned());
         }
-        if !(self.dense_max_diff <= tolerances.dense) {
+        if !within(self.dense_max_diff, tolerances.dense) {
             reasons.push(format!("dense differs by {:e}", self.dense_max_diff));
         }
         if !self.sparse.same_keys {
             reasons.push("sparse token ids differ".to_owned());
         }
-        if !(self.sparse.max_diff <= tolerances.sparse) {
+        if !within(self.sparse.max_diff, tolerances.sparse) {
             reasons.push(format!(
                 "a sparse weight differs by {:e}",
                 self.sparse.max_diff
@@ -105,7 +107,7 @@ impl TextComparison {
                 "ColBERT has {} rows, the reference {}",
                 self.colbert_rows.0, self.colbert_rows.1
             )),
-            Some(diff) if !(diff <= tolerances.colbert) => {
+            Some(diff) if !within(diff, tolerances.colbert) => {
                 reasons.push(format!("ColBERT differs by {diff:e}"));
             }
             Some(_) => {}
@@ -134,9 +136,15 @@ impl SparseComparison {
             counts: (ours_map.len(), reference.len()),
             same_keys: ours_map.keys().eq(reference.keys()),
             max_diff,
-            top: (top_weights(&ours_map), top_weights(&reference)),
+            top_engine: top_weights(&ours_map),
+            top_reference: top_weights(&reference),
         }
     }
+}
+
+/// Returns whether a difference is within the tolerance; NaN never is.
+fn within(diff: f32, tolerance: f32) -> bool {
+    diff <= tolerance
 }
 
 fn top_weights(weights: &BTreeMap<u32, f32>) -> Vec<(u32, f32)> {

@@ -204,12 +204,12 @@ fn write_text_report(
     writeln!(
         out,
         "    top 5 engine:    {}",
-        token_list(&sparse.top.0, tokenizer)
+        token_list(&sparse.top_engine, tokenizer)
     )?;
     writeln!(
         out,
         "    top 5 reference: {}",
-        token_list(&sparse.top.1, tokenizer)
+        token_list(&sparse.top_reference, tokenizer)
     )?;
     let colbert_diff = comparison
         .colbert_max_diff
