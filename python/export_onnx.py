@@ -12,7 +12,9 @@ ColBERT enabled, so the engine computes exactly what `BGEM3FlagModel.encode` doe
              colbert_vectors   float32 [batch, sequence-1, hidden]  normalised, padding rows zero
 
 Weights go to `model.onnx_data` (external data), because the fp32 BGE-M3 graph is
-over the 2 GB protobuf limit. `tokenizer.json` and the configs are copied beside it.
+over the 2 GB protobuf limit. `tokenizer.json` and the configs are copied beside it,
+and `tokenizer.onnx` (onnxruntime-extensions) is written for ONNX Runtime users
+without a Hugging Face tokenizer.
 
 Usage: python python/export_onnx.py CHECKPOINT_DIR OUTPUT_DIR
 """
@@ -113,7 +115,24 @@ def export(checkpoint: pathlib.Path, output: pathlib.Path) -> pathlib.Path:
             shutil.copyfile(source, output / name)
 
     check_against_flag_model(flag_model, model_path)
+    export_tokenizer(flag_model.tokenizer, output)
     return model_path
+
+
+def export_tokenizer(tokenizer, output: pathlib.Path) -> pathlib.Path:
+    """Write `tokenizer.onnx`, the tokenizer as an onnxruntime-extensions graph.
+
+    For ONNX Runtime users in languages without a Hugging Face tokenizer. The graph
+    runs SentencePiece on `sentencepiece.bpe.model` and adds `<s>` and `</s>`; it does
+    not truncate, and docs/parity.md lists the texts whose ids differ from
+    `tokenizer.json`.
+    """
+    from onnxruntime_extensions import gen_processing_models
+
+    graph, _ = gen_processing_models(tokenizer, pre_kwargs={})
+    path = output / "tokenizer.onnx"
+    onnx.save_model(graph, str(path))
+    return path
 
 
 def check_against_flag_model(flag_model, model_path: pathlib.Path) -> None:

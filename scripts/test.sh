@@ -4,4 +4,5 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/setup-onnxruntime.sh
+bash scripts/setup-test-venv.sh
 cargo test --workspace --locked
