@@ -12,7 +12,8 @@ on, so parity is tested on a model of the same architecture with random weights:
 2. An XLM-RoBERTa model with a small hidden size and the real position limit
    (`max_position_embeddings` 8194, pad id 1) gets random weights from a fixed seed,
    with FlagEmbedding's two heads saved as `colbert_linear.pt` and `sparse_linear.pt`.
-3. `export_onnx.py` writes the three-output ONNX model.
+3. `export_onnx.py` writes the three-output ONNX model with fused attention, and a
+   second export with the standard attention operators into `tiny-bge-m3-standard/`.
 4. FlagEmbedding 1.4.2 encodes the golden corpus at max length 8192 and 16, and the
    outputs are written as JSON lines.
 
@@ -24,6 +25,7 @@ import base64
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -144,6 +146,21 @@ def build_model(model_dir: pathlib.Path, vocab_size: int) -> None:
     torch.save(sparse.state_dict(), model_dir / "sparse_linear.pt")
 
 
+STANDARD_FILES = ["config.json", "tokenizer.json", "special_tokens_map.json"]
+
+
+def export_standard(model_dir: pathlib.Path, folder: pathlib.Path) -> None:
+    """Export the model with the standard attention operators, with what the engine needs."""
+    with tempfile.TemporaryDirectory() as tmp:
+        export_onnx.export(model_dir, pathlib.Path(tmp), attention="standard")
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in ["model.onnx", "model.onnx_data"] + STANDARD_FILES:
+            source = pathlib.Path(tmp) / name
+            if not source.exists():
+                source = model_dir / name
+            shutil.copyfile(source, folder / name)
+
+
 def floats_to_base64(array: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(array, dtype="<f4").tobytes()).decode("ascii")
 
@@ -216,6 +233,7 @@ def main() -> None:
     vocab = json.loads((model_dir / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"]
     build_model(model_dir, len(vocab))
     export_onnx.export(model_dir, model_dir)
+    export_standard(model_dir, args.output / "tiny-bge-m3-standard")
     record_goldens(model_dir, args.output / "goldens")
     write_versions(args.output / "goldens")
 

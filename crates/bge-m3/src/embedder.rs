@@ -2,13 +2,13 @@
 
 use std::path::Path;
 
-use crate::batching::{plan_batches, Batch};
+use crate::batching::{plan_batches, Batch, BatchLimits};
 use crate::error::{Error, Result};
 use crate::heads::{
     colbert_from_rows, dense_from_row, sparse_from_token_weights, MultiVector, SparseEmbedding,
 };
 use crate::model_files::ModelFiles;
-use crate::session::{BatchInput, BatchOutput, OnnxModel, Outputs, SessionSettings};
+use crate::session::{Attention, BatchInput, BatchOutput, OnnxModel, Outputs, SessionSettings};
 use crate::tokenizer::{read_json, TokenizedText, Tokenizer};
 
 /// BGE-M3's max length in tokens, `<s>` and `</s>` included: its 8194 position
@@ -17,6 +17,12 @@ pub const DEFAULT_MAX_LENGTH: usize = 8192;
 
 /// Default token budget of one batch, padding included.
 pub const DEFAULT_TOKEN_BUDGET: usize = 16384;
+
+/// Default budget of one layer's attention scores in a batch, in bytes (512 MiB).
+pub const DEFAULT_ATTENTION_BUDGET: usize = 512 << 20;
+
+/// Attention heads assumed when `config.json` does not give them (BGE-M3 has 16).
+const DEFAULT_HEADS: usize = 16;
 
 /// Options of an [`Embedder`].
 #[derive(Debug, Clone)]
@@ -28,6 +34,11 @@ pub struct EmbedderOptions {
     /// Max padded tokens (texts × longest text) in one model call. A text longer
     /// than the budget runs alone. Default [`DEFAULT_TOKEN_BUDGET`].
     pub token_budget: usize,
+    /// Max bytes of one layer's attention scores in a batch (texts × heads ×
+    /// sequence² × 4). With a fused-attention export this binds only padded batches,
+    /// since unpadded ones run flash attention; a text over the budget runs alone.
+    /// Default [`DEFAULT_ATTENTION_BUDGET`].
+    pub attention_budget: usize,
     /// ONNX Runtime intra-op threads; 0 lets ONNX Runtime choose. Default: the number
     /// of CPUs this process may use.
     pub threads: usize,
@@ -40,6 +51,7 @@ impl Default for EmbedderOptions {
         Self {
             max_length: DEFAULT_MAX_LENGTH,
             token_budget: DEFAULT_TOKEN_BUDGET,
+            attention_budget: DEFAULT_ATTENTION_BUDGET,
             threads: std::thread::available_parallelism().map_or(0, |n| n.get()),
             outputs: Outputs::ALL,
         }
@@ -61,6 +73,12 @@ impl EmbedderOptions {
     /// Sets the token budget of one batch.
     pub fn with_token_budget(mut self, token_budget: usize) -> Self {
         self.token_budget = token_budget;
+        self
+    }
+
+    /// Sets the attention budget of one batch, in bytes.
+    pub fn with_attention_budget(mut self, bytes: usize) -> Self {
+        self.attention_budget = bytes;
         self
     }
 
@@ -120,6 +138,7 @@ pub struct Embedder {
     tokenizer: Tokenizer,
     options: EmbedderOptions,
     max_length_limit: usize,
+    limits: BatchLimits,
 }
 
 impl Embedder {
@@ -127,20 +146,38 @@ impl Embedder {
     /// `tokenizer.json`).
     pub fn try_new(model_dir: impl AsRef<Path>, options: EmbedderOptions) -> Result<Self> {
         let files = ModelFiles::from_dir(model_dir)?;
-        let max_length_limit = max_length_limit(&files)?;
+        let config = ModelConfig::read(&files)?;
+        let max_length_limit = config.max_length_limit;
         validate_options(&options, max_length_limit)?;
         let tokenizer = Tokenizer::from_files(&files)?;
         let settings = SessionSettings {
             intra_threads: options.threads,
         };
         let model = OnnxModel::load(&files.model, settings)?;
-        tracing::info!(model = %model.path().display(), max_length = options.max_length, "model loaded");
+        let limits = BatchLimits {
+            token_budget: options.token_budget,
+            attention_budget: options.attention_budget,
+            heads: config.heads,
+            flash_without_padding: model.attention() == Attention::FusedSplitOnPadding,
+        };
+        tracing::info!(
+            model = %model.path().display(),
+            max_length = options.max_length,
+            attention = ?model.attention(),
+            "model loaded"
+        );
         Ok(Self {
             model,
             tokenizer,
             options,
             max_length_limit,
+            limits,
         })
+    }
+
+    /// Returns how the model's graph computes attention.
+    pub fn attention(&self) -> Attention {
+        self.model.attention()
     }
 
     /// Returns the longest max length the model's position embeddings allow.
@@ -207,7 +244,7 @@ impl Embedder {
         let lengths: Vec<usize> = tokenized.iter().map(|text| text.ids.len()).collect();
 
         let mut results: Vec<Option<Embedding>> = vec![None; texts.len()];
-        for batch in plan_batches(&lengths, self.options.token_budget) {
+        for batch in plan_batches(&lengths, &self.limits) {
             tracing::debug!(
                 texts = batch.members.len(),
                 sequence = batch.sequence,
@@ -300,25 +337,39 @@ impl<'a> RowSlices<'a> {
     }
 }
 
-/// Returns the longest input the model's position embeddings allow.
-///
-/// XLM-R numbers positions from `pad_token_id + 1`, so `config.json`'s
-/// `max_position_embeddings` of 8194 with pad id 1 allows 8192 tokens. Without a
-/// config the BGE-M3 limit is assumed.
-fn max_length_limit(files: &ModelFiles) -> Result<usize> {
-    let Some(path) = &files.config else {
-        return Ok(DEFAULT_MAX_LENGTH);
-    };
-    let config = read_json(path)?;
-    let positions = config
-        .get("max_position_embeddings")
-        .and_then(|v| v.as_u64());
-    let pad_id = config
-        .get("pad_token_id")
-        .and_then(|v| v.as_u64())
-        .unwrap_or(1);
-    let limit = positions.map_or(DEFAULT_MAX_LENGTH as u64, |p| p.saturating_sub(pad_id + 1));
-    Ok(usize::try_from(limit).unwrap_or(usize::MAX))
+/// What the engine reads from `config.json`.
+struct ModelConfig {
+    /// The longest input the position embeddings allow.
+    max_length_limit: usize,
+    /// Attention heads.
+    heads: usize,
+}
+
+impl ModelConfig {
+    /// Reads `config.json`, or assumes BGE-M3's values without one.
+    ///
+    /// XLM-R numbers positions from `pad_token_id + 1`, so `max_position_embeddings`
+    /// of 8194 with pad id 1 allows 8192 tokens.
+    fn read(files: &ModelFiles) -> Result<Self> {
+        let Some(path) = &files.config else {
+            return Ok(Self {
+                max_length_limit: DEFAULT_MAX_LENGTH,
+                heads: DEFAULT_HEADS,
+            });
+        };
+        let config = read_json(path)?;
+        let number = |key: &str| config.get(key).and_then(|value| value.as_u64());
+        let pad_id = number("pad_token_id").unwrap_or(1);
+        let limit = number("max_position_embeddings")
+            .map_or(DEFAULT_MAX_LENGTH as u64, |positions| {
+                positions.saturating_sub(pad_id + 1)
+            });
+        let heads = number("num_attention_heads").unwrap_or(DEFAULT_HEADS as u64);
+        Ok(Self {
+            max_length_limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            heads: usize::try_from(heads).unwrap_or(DEFAULT_HEADS).max(1),
+        })
+    }
 }
 
 fn validate_max_length(max_length: usize, limit: usize) -> Result<()> {
@@ -334,6 +385,13 @@ fn validate_max_length(max_length: usize, limit: usize) -> Result<()> {
 
 fn validate_options(options: &EmbedderOptions, limit: usize) -> Result<()> {
     validate_max_length(options.max_length, limit)?;
+    if options.attention_budget == 0 {
+        return Err(Error::InvalidOption {
+            name: "attention budget",
+            value: "0".to_owned(),
+            reason: "it must be at least 1 byte".to_owned(),
+        });
+    }
     if options.token_budget == 0 {
         return Err(Error::InvalidOption {
             name: "token budget",

@@ -29,14 +29,15 @@ pub mod scoring;
 mod session;
 mod tokenizer;
 
-pub use batching::{plan_batches, Batch};
+pub use batching::{attention_bytes, plan_batches, Batch, BatchLimits};
 pub use compute_score::{ScoreOptions, DEFAULT_PASSAGE_MAX_LENGTH, DEFAULT_QUERY_MAX_LENGTH};
 pub use embedder::{
-    EmbedRequest, Embedder, EmbedderOptions, Embedding, DEFAULT_MAX_LENGTH, DEFAULT_TOKEN_BUDGET,
+    EmbedRequest, Embedder, EmbedderOptions, Embedding, DEFAULT_ATTENTION_BUDGET,
+    DEFAULT_MAX_LENGTH, DEFAULT_TOKEN_BUDGET,
 };
 pub use error::{Error, Result};
 pub use heads::{MultiVector, SparseEmbedding};
 pub use model_files::ModelFiles;
 pub use scoring::{PairScores, ScoreWeights};
-pub use session::Outputs;
+pub use session::{Attention, Outputs};
 pub use tokenizer::{SpecialIds, TokenizedText, Tokenizer};

@@ -89,11 +89,26 @@ pub(crate) struct SessionSettings {
     pub intra_threads: usize,
 }
 
+/// Model metadata key that `python/export_onnx.py` sets on fused-attention graphs.
+const ATTENTION_METADATA_KEY: &str = "bge_m3.attention";
+/// The value for graphs whose attention skips the score matrices on unpadded batches.
+const SPLIT_ON_PADDING: &str = "multi_head_attention_split_on_padding";
+
+/// How a graph computes attention, which decides what a batch costs in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attention {
+    /// Operators as PyTorch traces them: every batch holds its score matrices.
+    Standard,
+    /// ONNX Runtime `MultiHeadAttention`, flash attention when the batch has no padding.
+    FusedSplitOnPadding,
+}
+
 /// A loaded three-output model.
 #[derive(Debug)]
 pub(crate) struct OnnxModel {
     session: Mutex<Session>,
     path: PathBuf,
+    attention: Attention,
 }
 
 impl OnnxModel {
@@ -116,10 +131,17 @@ impl OnnxModel {
             .map_err(onnx_error(&format!("load {}", path.display())))?;
         check_inputs(&session, path)?;
         check_outputs(&session, path)?;
+        let attention = read_attention(&session);
         Ok(Self {
             session: Mutex::new(session),
             path: path.to_path_buf(),
+            attention,
         })
+    }
+
+    /// Returns how the graph computes attention.
+    pub fn attention(&self) -> Attention {
+        self.attention
     }
 
     /// Runs one batch and copies out the selected outputs.
@@ -268,6 +290,17 @@ fn expect_shape(
 
 fn dim(dims: &[i64], index: usize) -> usize {
     usize::try_from(dims[index]).unwrap_or(0)
+}
+
+fn read_attention(session: &Session) -> Attention {
+    let value = session
+        .metadata()
+        .ok()
+        .and_then(|metadata| metadata.custom(ATTENTION_METADATA_KEY));
+    match value.as_deref() {
+        Some(SPLIT_ON_PADDING) => Attention::FusedSplitOnPadding,
+        _ => Attention::Standard,
+    }
 }
 
 fn check_inputs(session: &Session, path: &Path) -> Result<()> {

@@ -3,13 +3,16 @@
 mod common;
 
 use bge_m3::{Embedder, EmbedderOptions, Embedding};
-use common::{corpus, goldens, max_abs_diff, tiny_model_dir, Golden};
+use std::path::Path;
+
+use bge_m3::Attention;
+use common::{corpus, goldens, max_abs_diff, tiny_model_dir, tiny_standard_model_dir, Golden};
 
 const TOLERANCE: f32 = 1e-5;
 
-fn embed_corpus(max_length: usize) -> Vec<Embedding> {
+fn embed_corpus(model_dir: &Path, max_length: usize) -> Vec<Embedding> {
     let options = EmbedderOptions::new().with_max_length(max_length);
-    let embedder = Embedder::try_new(tiny_model_dir(), options).unwrap();
+    let embedder = Embedder::try_new(model_dir, options).unwrap();
     let texts = corpus();
     let tokenizer = embedder.tokenizer();
     for (index, (text, golden)) in texts.iter().zip(goldens(max_length)).enumerate() {
@@ -84,7 +87,7 @@ fn check_text(embedding: &Embedding, golden: &Golden, text: &str, diffs: &mut Ma
     diffs.colbert = diffs.colbert.max(colbert_diff);
 }
 
-fn check_corpus(max_length: usize) {
+fn check_corpus(model_dir: &Path, max_length: usize) {
     let texts = corpus();
     let golden = goldens(max_length);
     assert_eq!(
@@ -93,7 +96,7 @@ fn check_corpus(max_length: usize) {
         "corpus and goldens have the same length"
     );
     assert!(texts.len() >= 40, "the corpus has at least 40 texts");
-    let embeddings = embed_corpus(max_length);
+    let embeddings = embed_corpus(model_dir, max_length);
     assert_eq!(embeddings.len(), texts.len());
     let mut diffs = MaxDiffs::default();
     for ((embedding, golden), text) in embeddings.iter().zip(&golden).zip(&texts) {
@@ -107,10 +110,28 @@ fn check_corpus(max_length: usize) {
 
 #[test]
 fn parity_at_max_length_8192() {
-    check_corpus(8192);
+    check_corpus(&tiny_model_dir(), 8192);
 }
 
 #[test]
 fn parity_at_max_length_16() {
-    check_corpus(16);
+    check_corpus(&tiny_model_dir(), 16);
+}
+
+#[test]
+fn standard_attention_parity_at_8192() {
+    check_corpus(&tiny_standard_model_dir(), 8192);
+}
+
+#[test]
+fn standard_attention_parity_at_16() {
+    check_corpus(&tiny_standard_model_dir(), 16);
+}
+
+#[test]
+fn attention_kind_is_read_from_metadata() {
+    let fused = Embedder::try_new(tiny_model_dir(), EmbedderOptions::new()).unwrap();
+    assert_eq!(fused.attention(), Attention::FusedSplitOnPadding);
+    let standard = Embedder::try_new(tiny_standard_model_dir(), EmbedderOptions::new()).unwrap();
+    assert_eq!(standard.attention(), Attention::Standard);
 }

@@ -25,6 +25,11 @@ pub fn tiny_model_dir() -> PathBuf {
     dir
 }
 
+/// Returns the tiny model exported with the standard attention operators.
+pub fn tiny_standard_model_dir() -> PathBuf {
+    fixtures_dir().join("tiny-bge-m3-standard")
+}
+
 /// One text's outputs from FlagEmbedding.
 #[derive(Debug, Deserialize)]
 pub struct Golden {

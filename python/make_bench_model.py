@@ -1,0 +1,84 @@
+"""Build a full-size random-weight BGE-M3 for benchmarks and export it.
+
+Same architecture and size as BAAI/bge-m3 (XLM-RoBERTa large: 24 layers, hidden 1024,
+16 heads, FFN 4096, vocabulary 250002, 8194 positions), so it costs the same FLOPs
+and memory; its weights are random, so its outputs mean nothing. It uses the tiny test
+model's tokenizer (ids below 689), which changes nothing in the cost per token.
+
+Writes `models/bench-bge-m3/` (checkpoint + three-output ONNX export). About 2.3 GB of
+weights twice over, and a few minutes on 2 cores. Not committed.
+
+Usage: python python/make_bench_model.py [--output models/bench-bge-m3]
+"""
+
+import argparse
+import pathlib
+import shutil
+import sys
+
+import torch
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import corpus  # noqa: E402
+import export_onnx  # noqa: E402
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+TINY_MODEL = REPO_ROOT / "tests" / "fixtures" / "tiny-bge-m3"
+TOKENIZER_FILES = [
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "sentencepiece.bpe.model",
+]
+SEED = 20261204
+HIDDEN_SIZE = 1024
+
+
+def build(model_dir: pathlib.Path) -> None:
+    """Save random XLM-RoBERTa-large weights, the tokenizer and both heads."""
+    from transformers import AutoTokenizer, XLMRobertaConfig, XLMRobertaModel
+
+    model_dir.mkdir(parents=True, exist_ok=True)
+    for name in TOKENIZER_FILES:
+        shutil.copyfile(TINY_MODEL / name, model_dir / name)
+    torch.manual_seed(SEED)
+    config = XLMRobertaConfig(
+        vocab_size=250002,
+        hidden_size=HIDDEN_SIZE,
+        num_hidden_layers=24,
+        num_attention_heads=16,
+        intermediate_size=4096,
+        max_position_embeddings=8194,
+        type_vocab_size=1,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        layer_norm_eps=1e-5,
+    )
+    model = XLMRobertaModel(config).eval()
+    model.save_pretrained(model_dir)
+
+    colbert = torch.nn.Linear(HIDDEN_SIZE, HIDDEN_SIZE)
+    sparse = torch.nn.Linear(HIDDEN_SIZE, 1)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    with torch.no_grad():
+        encoded = tokenizer(corpus.golden_corpus()[:20], padding=True, return_tensors="pt")
+        hidden = model(**encoded).last_hidden_state
+        logits = (hidden @ sparse.weight.T).squeeze(-1)[encoded["attention_mask"].bool()]
+        # Half of the token weights positive, as in a trained model's sparse output.
+        sparse.bias.fill_(-float(logits.median()))
+    torch.save(colbert.state_dict(), model_dir / "colbert_linear.pt")
+    torch.save(sparse.state_dict(), model_dir / "sparse_linear.pt")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--output", type=pathlib.Path, default=REPO_ROOT / "models" / "bench-bge-m3")
+    args = parser.parse_args()
+    build(args.output)
+    export_onnx.export(args.output, args.output)
+    print(f"wrote {args.output}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
