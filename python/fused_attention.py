@@ -1,7 +1,7 @@
 """Export XLM-RoBERTa self-attention as ONNX Runtime's fused `MultiHeadAttention`.
 
 The stock export writes attention as MatMul, Softmax and MatMul, and ONNX Runtime then
-holds every layer's full score matrix: batch × heads × sequence² floats, 4 GiB per
+keeps every layer's full score matrix: batch × heads × sequence² floats, 4 GiB per
 layer for one 8192-token text with 16 heads. The `com.microsoft.MultiHeadAttention`
 operator (ONNX Runtime contrib operators, CPU kernel) computes the same attention; when
 it gets no key padding mask it runs MLAS flash attention, whose buffers are a few
@@ -26,7 +26,7 @@ import torch
 from onnx import TensorProto, helper
 
 MHA_OP = "MultiHeadAttention"
-# Model metadata that tells the engine how the graph computes attention, so that it
+# Model metadata that records for the engine how the graph computes attention, so that it
 # keeps padded batches small and lets unpadded ones use flash attention.
 ATTENTION_METADATA_KEY = "bge_m3.attention"
 ATTENTION_METADATA_VALUE = "multi_head_attention_split_on_padding"

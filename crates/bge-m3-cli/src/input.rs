@@ -8,7 +8,7 @@ use std::io::BufRead;
 
 use serde::Deserialize;
 
-/// How each input line holds its text.
+/// The format of the text in each input line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputFormat {
     /// The line is the text. A trailing `\r` (Windows line ending) is removed.

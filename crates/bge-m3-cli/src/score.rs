@@ -4,7 +4,7 @@
 //! Pairs come as JSONL `{"query": ..., "passage": ...}` from stdin or `--input`, one
 //! output line per pair: `{"dense", "sparse", "colbert", "sparse+dense",
 //! "colbert+sparse+dense"}`. With `--queries` and `--passages`, one output line per
-//! query holds each score kind as an array over the passages. As in `embed`, an
+//! query contains each score kind as an array over the passages. As in `embed`, an
 //! invalid input line stops the run after the output of the lines before it.
 
 use std::collections::BTreeMap;

@@ -42,7 +42,7 @@ pub struct EmbedderOptions {
     /// ONNX Runtime intra-op threads; 0 lets ONNX Runtime choose. Default: the number
     /// of CPUs this process may use.
     pub threads: usize,
-    /// Which outputs to compute. Default: all three.
+    /// The outputs to compute. Default: all three.
     pub outputs: Outputs,
 }
 
@@ -110,11 +110,11 @@ pub struct Embedding {
     pub truncated: bool,
 }
 
-/// What to compute in one call of [`Embedder::embed_request`].
+/// The outputs and max length of one call of [`Embedder::embed_request`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct EmbedRequest {
-    /// Which outputs to compute.
+    /// The outputs to compute.
     pub outputs: Outputs,
     /// Max length in tokens, `<s>` and `</s>` included.
     pub max_length: usize,
@@ -337,9 +337,9 @@ impl<'a> RowSlices<'a> {
     }
 }
 
-/// What the engine reads from `config.json`.
+/// The values the engine reads from `config.json`.
 struct ModelConfig {
-    /// The longest input the position embeddings allow.
+    /// The max input length the position embeddings allow, in tokens.
     max_length_limit: usize,
     /// Attention heads.
     heads: usize,

@@ -27,7 +27,7 @@ pub enum Error {
         dir: PathBuf,
         /// The missing file's name, relative to `dir`.
         file: String,
-        /// What provides the file.
+        /// The source of the file.
         hint: &'static str,
     },
 
@@ -101,7 +101,7 @@ pub enum Error {
     /// An ONNX Runtime call failed.
     #[error("ONNX Runtime failed to {action}")]
     Onnx {
-        /// What was being done, such as "load model.onnx".
+        /// The action that failed, such as "load model.onnx".
         action: String,
         /// The ONNX Runtime error.
         #[source]
@@ -182,7 +182,7 @@ pub enum Error {
         name: &'static str,
         /// The value given.
         value: String,
-        /// Why it is invalid and what range is valid.
+        /// The reason it is invalid and the valid range.
         reason: String,
     },
 }

@@ -12,7 +12,7 @@
 //! # Ok::<(), bge_m3::Error>(())
 //! ```
 //!
-//! The model folder holds a three-output ONNX export (`python/export_onnx.py`),
+//! The model folder contains a three-output ONNX export (`python/export_onnx.py`),
 //! its external data and `tokenizer.json`. ONNX Runtime is loaded at run time; see
 //! [`runtime`] for where it is looked up.
 

@@ -44,7 +44,7 @@ pub struct ModelFiles {
 }
 
 impl ModelFiles {
-    /// Checks that `dir` holds a complete model and returns its file paths.
+    /// Checks that `dir` contains a complete model and returns its file paths.
     ///
     /// A relative `dir` is resolved against the current directory once, here, so the
     /// result stays valid if the process changes directory later.

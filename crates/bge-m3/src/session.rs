@@ -34,7 +34,7 @@ pub const SPARSE: &str = "sparse_weights";
 /// Output name of the ColBERT vectors.
 pub const COLBERT: &str = "colbert_vectors";
 
-/// Which of the three outputs to compute.
+/// The selection of outputs to compute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Outputs {
     /// The dense vector.
@@ -97,7 +97,7 @@ const SPLIT_ON_PADDING: &str = "multi_head_attention_split_on_padding";
 /// How a graph computes attention, which decides what a batch costs in memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Attention {
-    /// Operators as PyTorch traces them: every batch holds its score matrices.
+    /// Operators as PyTorch traces them: every batch keeps its score matrices in memory.
     Standard,
     /// ONNX Runtime `MultiHeadAttention`, flash attention when the batch has no padding.
     FusedSplitOnPadding,
