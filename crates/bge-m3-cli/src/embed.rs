@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use bge_m3::{Embedder, EmbedderOptions, Outputs};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::input::{InputFormat, RecordReader};
+use crate::input::{embed_error, read_chunk, InputFormat, RecordReader};
 use crate::output::Record;
 
 /// Arguments of `bge-m3 embed`.
@@ -115,26 +115,14 @@ pub fn run(args: &EmbedArgs) -> anyhow::Result<ExitCode> {
     let chunk_size = usize::try_from(args.chunk_size).unwrap_or(usize::MAX);
 
     loop {
-        let mut texts: Vec<String> = Vec::new();
-        let mut input_error = None;
-        while texts.len() < chunk_size {
-            match records.next_text() {
-                Ok(Some(text)) => texts.push(text),
-                Ok(None) => break,
-                Err(error) => {
-                    input_error = Some(error);
-                    break;
-                }
-            }
-        }
-        let done = texts.len() < chunk_size;
-        write_chunk(&embedder, &texts, args.tokens, &mut out, &progress)?;
-        if let Some(error) = input_error {
+        let chunk = read_chunk(chunk_size, || records.next_text());
+        write_chunk(&embedder, &chunk.records, args.tokens, &mut out, &progress)?;
+        if let Some(error) = chunk.error {
             progress.abandon();
             eprintln!("error: {error}");
             return Ok(ExitCode::from(1));
         }
-        if done {
+        if chunk.is_last {
             break;
         }
     }
@@ -152,16 +140,10 @@ fn write_chunk(
     if texts.is_empty() {
         return Ok(());
     }
-    let first_record = progress.position() + 1;
+    let first_record = usize::try_from(progress.position()).unwrap_or(usize::MAX) + 1;
     let embeddings = embedder
         .embed_with_progress(texts, &mut |count| progress.inc(count as u64))
-        .map_err(|error| match error.input_index() {
-            Some(index) => {
-                let record = first_record + index as u64;
-                anyhow::Error::new(error).context(format!("failed to embed input record {record}"))
-            }
-            None => anyhow::Error::new(error).context("failed to embed the input"),
-        })?;
+        .map_err(|error| embed_error(error, first_record))?;
     let tokenizer = token_texts.then(|| embedder.tokenizer());
     for embedding in &embeddings {
         let record = Record::new(embedding, tokenizer).context("failed to decode token ids")?;

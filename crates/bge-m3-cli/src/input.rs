@@ -125,6 +125,56 @@ impl<R: BufRead> RecordReader<R> {
     }
 }
 
+/// Up to a chunk size of records, and the input error that stopped the reading.
+pub struct Chunk<T> {
+    /// The records read, in input order.
+    pub records: Vec<T>,
+    /// The invalid line that ended the chunk early, if any.
+    pub error: Option<InputError>,
+    /// Whether the input has no more records after this chunk.
+    pub is_last: bool,
+}
+
+/// Reads records with `next` until `size` are read, the input ends or a line is
+/// invalid.
+pub fn read_chunk<T>(
+    size: usize,
+    mut next: impl FnMut() -> Result<Option<T>, InputError>,
+) -> Chunk<T> {
+    let mut records = Vec::new();
+    while records.len() < size {
+        match next() {
+            Ok(Some(record)) => records.push(record),
+            Ok(None) => break,
+            Err(error) => {
+                return Chunk {
+                    records,
+                    error: Some(error),
+                    is_last: true,
+                }
+            }
+        }
+    }
+    let is_last = records.len() < size;
+    Chunk {
+        records,
+        error: None,
+        is_last,
+    }
+}
+
+/// Adds the input record number to an embedding error about one text of a chunk
+/// whose first record is `first_record` (1-based).
+pub fn embed_error(error: bge_m3::Error, first_record: usize) -> anyhow::Error {
+    match error.input_index() {
+        Some(index) => {
+            let record = first_record + index;
+            anyhow::Error::new(error).context(format!("failed to embed input record {record}"))
+        }
+        None => anyhow::Error::new(error).context("failed to embed the input"),
+    }
+}
+
 fn parse_json<T: for<'de> Deserialize<'de>>(
     line: &str,
     line_number: usize,

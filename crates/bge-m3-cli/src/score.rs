@@ -19,7 +19,7 @@ use bge_m3::{
 };
 use serde::Serialize;
 
-use crate::input::{InputFormat, PairRecord, RecordReader};
+use crate::input::{embed_error, read_chunk, InputFormat, PairRecord, RecordReader};
 use crate::output::sparse_by_text;
 
 /// Arguments of `bge-m3 score`.
@@ -208,14 +208,7 @@ impl Scorer<'_> {
     ) -> anyhow::Result<Vec<Embedding>> {
         self.embedder
             .embed_request(texts, request, &mut |_| {})
-            .map_err(|error| match error.input_index() {
-                Some(index) => {
-                    let record = first_record + index;
-                    anyhow::Error::new(error)
-                        .context(format!("failed to embed input record {record}"))
-                }
-                None => anyhow::Error::new(error).context("failed to embed the input"),
-            })
+            .map_err(|error| embed_error(error, first_record))
     }
 
     fn score(&self, query: &Embedding, passage: &Embedding) -> PairScores {
@@ -232,26 +225,14 @@ impl Scorer<'_> {
     ) -> anyhow::Result<ExitCode> {
         let mut written = 0;
         loop {
-            let mut pairs: Vec<PairRecord> = Vec::new();
-            let mut input_error = None;
-            while pairs.len() < chunk_size {
-                match records.next_pair() {
-                    Ok(Some(pair)) => pairs.push(pair),
-                    Ok(None) => break,
-                    Err(error) => {
-                        input_error = Some(error);
-                        break;
-                    }
-                }
-            }
-            let done = pairs.len() < chunk_size;
-            self.write_pair_chunk(&pairs, written + 1, token_texts, out)?;
-            written += pairs.len();
-            if let Some(error) = input_error {
+            let chunk = read_chunk(chunk_size, || records.next_pair());
+            self.write_pair_chunk(&chunk.records, written + 1, token_texts, out)?;
+            written += chunk.records.len();
+            if let Some(error) = chunk.error {
                 eprintln!("error: {error}");
                 return Ok(ExitCode::from(1));
             }
-            if done {
+            if chunk.is_last {
                 return Ok(ExitCode::SUCCESS);
             }
         }
