@@ -20,7 +20,8 @@ use crate::output::Record;
 /// Arguments of `bge-m3 embed`.
 #[derive(Debug, clap::Args)]
 pub struct EmbedArgs {
-    /// Model folder: model.onnx, its external data and tokenizer.json.
+    /// Model folder: a three-output model.onnx, or the BAAI/bge-m3 layout
+    /// (onnx/model.onnx with colbert_linear.pt and sparse_linear.pt), and tokenizer.json.
     #[arg(long, env = "BGE_M3_MODEL")]
     model: PathBuf,
 

@@ -5,8 +5,9 @@ use std::path::Path;
 use crate::batching::{plan_batches, Batch};
 use crate::error::{Error, Result};
 use crate::heads::{colbert_from_rows, dense_from_row, sparse_from_token_weights, MultiVector, SparseEmbedding};
+use crate::model::Model;
 use crate::model_files::ModelFiles;
-use crate::session::{BatchInput, BatchOutput, OnnxModel, Outputs, SessionSettings};
+use crate::session::{BatchInput, BatchOutput, Outputs, SessionSettings};
 use crate::tokenizer::{read_json, TokenizedText, Tokenizer};
 
 /// BGE-M3's max length in tokens, `<s>` and `</s>` included: its 8194 position
@@ -94,14 +95,15 @@ pub struct Embedding {
 /// take turns on the one ONNX Runtime session.
 #[derive(Debug)]
 pub struct Embedder {
-    model: OnnxModel,
+    model: Model,
     tokenizer: Tokenizer,
     options: EmbedderOptions,
 }
 
 impl Embedder {
-    /// Loads the model in `model_dir` (`model.onnx`, its external data and
-    /// `tokenizer.json`).
+    /// Loads the model in `model_dir`: a three-output `model.onnx`, or the
+    /// `BAAI/bge-m3` layout (`onnx/model.onnx` and the `.pt` head files), with
+    /// `tokenizer.json`. See [`ModelFiles`] for the layouts.
     pub fn try_new(model_dir: impl AsRef<Path>, options: EmbedderOptions) -> Result<Self> {
         let files = ModelFiles::from_dir(model_dir)?;
         validate_options(&options, max_length_limit(&files)?)?;
@@ -109,8 +111,13 @@ impl Embedder {
         let settings = SessionSettings {
             intra_threads: options.threads,
         };
-        let model = OnnxModel::load(&files.model, settings)?;
-        tracing::info!(model = %model.path().display(), max_length = options.max_length, "model loaded");
+        let model = Model::load(&files, settings)?;
+        tracing::info!(
+            model = %model.path().display(),
+            layout = model.layout(),
+            max_length = options.max_length,
+            "model loaded"
+        );
         Ok(Self {
             model,
             tokenizer,
@@ -162,7 +169,7 @@ impl Embedder {
         let mut results: Vec<Option<Embedding>> = vec![None; texts.len()];
         for batch in plan_batches(&lengths, self.options.token_budget) {
             tracing::debug!(texts = batch.members.len(), sequence = batch.sequence, "running batch");
-            let output = self.model.run(self.pad(&batch, &tokenized), outputs)?;
+            let output = self.model.run(&self.pad(&batch, &tokenized), outputs)?;
             for (row, &index) in batch.members.iter().enumerate() {
                 let slices = RowSlices::new(&output, row, batch.sequence);
                 results[index] = Some(self.cut(&tokenized[index], &slices, index)?);
@@ -204,7 +211,7 @@ impl Embedder {
             .transpose()?;
         let colbert = slices
             .colbert
-            .map(|rows| colbert_from_rows(rows, slices.hidden, tokens, index))
+            .map(|rows| colbert_from_rows(rows, slices.colbert_dim, tokens, index))
             .transpose()?;
         Ok(Embedding {
             dense,
@@ -218,7 +225,7 @@ impl Embedder {
 
 /// The rows of one text inside the batch output tensors.
 struct RowSlices<'a> {
-    hidden: usize,
+    colbert_dim: usize,
     dense: Option<&'a [f32]>,
     sparse: Option<&'a [f32]>,
     colbert: Option<&'a [f32]>,
@@ -226,11 +233,11 @@ struct RowSlices<'a> {
 
 impl<'a> RowSlices<'a> {
     fn new(output: &'a BatchOutput, row: usize, sequence: usize) -> Self {
-        let hidden = output.hidden;
-        let colbert_size = (sequence - 1) * hidden;
+        let dense_dim = output.dense_dim;
+        let colbert_size = (sequence - 1) * output.colbert_dim;
         Self {
-            hidden,
-            dense: output.dense.as_deref().map(|d| &d[row * hidden..(row + 1) * hidden]),
+            colbert_dim: output.colbert_dim,
+            dense: output.dense.as_deref().map(|d| &d[row * dense_dim..(row + 1) * dense_dim]),
             sparse: output.sparse.as_deref().map(|s| &s[row * sequence..(row + 1) * sequence]),
             colbert: output
                 .colbert

@@ -14,7 +14,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// The model folder does not exist or is not a folder.
-    #[error("model folder {} not found: pass a folder that contains model.onnx and tokenizer.json", path.display())]
+    #[error(
+        "model folder {} not found: pass a folder that contains model.onnx or onnx/model.onnx, \
+         and tokenizer.json",
+        path.display()
+    )]
     ModelDirNotFound {
         /// The folder that was given.
         path: PathBuf,
@@ -121,9 +125,23 @@ pub enum Error {
         found: Vec<String>,
     },
 
-    /// The model's outputs are not the three BGE-M3 outputs.
+    /// The model folder matches neither supported layout.
     #[error(
-        "model {} has outputs [{}], expected [dense_embeddings, sparse_weights, colbert_vectors] \
+        "model folder {} has neither model.onnx nor onnx/model.onnx: expected a three-output \
+         export (model.onnx, made by python/export_onnx.py) or the BAAI/bge-m3 layout \
+         (onnx/model.onnx with colbert_linear.pt and sparse_linear.pt in the folder)",
+        dir.display()
+    )]
+    UnknownLayout {
+        /// The model folder.
+        dir: PathBuf,
+    },
+
+    /// The model's outputs are neither the three BGE-M3 outputs nor `token_embeddings`
+    /// with the two head files.
+    #[error(
+        "model {} has outputs [{}], expected [dense_embeddings, sparse_weights, colbert_vectors], \
+         or token_embeddings with colbert_linear.pt and sparse_linear.pt in the model folder \
          (export the model with python/export_onnx.py)",
         path.display(),
         found.join(", ")
@@ -133,6 +151,80 @@ pub enum Error {
         path: PathBuf,
         /// The output names the model has.
         found: Vec<String>,
+    },
+
+    /// A `.pt` file is not a PyTorch zip archive.
+    #[error(
+        "failed to read {} as a PyTorch zip archive (the torch.save format of PyTorch 1.6 \
+         and later)",
+        path.display()
+    )]
+    TorchArchive {
+        /// The `.pt` file.
+        path: PathBuf,
+        /// The zip reader's error.
+        #[source]
+        source: zip::result::ZipError,
+    },
+
+    /// A PyTorch archive lacks an entry that its pickle or its format requires.
+    #[error("PyTorch archive {} has no entry {entry}", path.display())]
+    TorchArchiveEntry {
+        /// The `.pt` file.
+        path: PathBuf,
+        /// The entry name inside the archive, such as `archive/data.pkl`.
+        entry: String,
+    },
+
+    /// The pickle of a `.pt` file contains something other than a state dict of float16,
+    /// bfloat16 or float32 tensors.
+    #[error(
+        "unsupported content in {} at pickle byte {offset}: {found}; only state dicts of \
+         float16, bfloat16 and float32 tensors can be read",
+        path.display()
+    )]
+    TorchUnsupported {
+        /// The `.pt` file.
+        path: PathBuf,
+        /// Byte offset in the archive's `data.pkl`.
+        offset: usize,
+        /// The unsupported content, such as `global numpy.core.multiarray._reconstruct`.
+        found: String,
+    },
+
+    /// The pickle or the tensor data of a `.pt` file is invalid.
+    #[error("invalid PyTorch file {} at pickle byte {offset}: {problem}", path.display())]
+    TorchInvalid {
+        /// The `.pt` file.
+        path: PathBuf,
+        /// Byte offset in the archive's `data.pkl`.
+        offset: usize,
+        /// The problem, such as `truncated pickle`.
+        problem: String,
+    },
+
+    /// A state dict has no tensor under a key that the model needs.
+    #[error("{} has no tensor {key:?} (its keys: {})", path.display(), found.join(", "))]
+    TensorMissing {
+        /// The `.pt` file.
+        path: PathBuf,
+        /// The missing key, such as `weight`.
+        key: String,
+        /// The keys the state dict has.
+        found: Vec<String>,
+    },
+
+    /// A head tensor has a shape that does not fit the model.
+    #[error("tensor {key:?} of {} has shape {found:?}, expected {expected}", path.display())]
+    TensorShape {
+        /// The `.pt` file.
+        path: PathBuf,
+        /// The tensor's key, such as `weight`.
+        key: String,
+        /// The expected shape, in words.
+        expected: String,
+        /// The tensor's shape.
+        found: Vec<usize>,
     },
 
     /// An output tensor has a shape that does not fit the batch.

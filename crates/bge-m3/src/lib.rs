@@ -12,19 +12,26 @@
 //! # Ok::<(), bge_m3::Error>(())
 //! ```
 //!
-//! The model folder holds a three-output ONNX export (`python/export_onnx.py`),
-//! its external data and `tokenizer.json`. ONNX Runtime is loaded at run time; see
-//! [`runtime`] for where it is looked up.
+//! The model folder holds a three-output ONNX export (`python/export_onnx.py`), or
+//! the files of the `BAAI/bge-m3` repository: its backbone-only `onnx/model.onnx` and
+//! FlagEmbedding's heads `colbert_linear.pt` and `sparse_linear.pt`, which the engine
+//! reads and applies itself (see [`ModelFiles`]). ONNX Runtime is loaded at run time;
+//! see [`runtime`] for where it is looked up.
 
 #![deny(missing_docs)]
 
 mod batching;
 mod embedder;
 mod error;
+mod head_weights;
 mod heads;
+mod linear_heads;
+mod model;
 mod model_files;
+mod pickle;
 pub mod runtime;
 mod session;
+mod state_dict;
 mod tokenizer;
 
 pub use batching::{plan_batches, Batch};
