@@ -8,9 +8,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod download;
 mod embed;
 mod input;
+mod model_source;
 mod output;
+mod progress;
 
 /// BGE-M3 embeddings (dense, sparse and ColBERT) on ONNX Runtime.
 #[derive(Debug, Parser)]
@@ -24,6 +27,8 @@ struct Cli {
 enum Command {
     /// Embed texts, one per input line, and write one JSON object per text.
     Embed(embed::EmbedArgs),
+    /// Download a model from the Hugging Face Hub into its cache and print the folder.
+    Download(download::DownloadArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +36,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Embed(args) => embed::run(&args),
+        Command::Download(args) => download::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -227,6 +227,152 @@ pub enum Error {
         found: Vec<usize>,
     },
 
+    /// A `--model` value is neither an existing folder nor a Hub repository id.
+    #[error(
+        "{value:?} is neither an existing model folder nor a Hugging Face Hub repository id \
+         such as BAAI/bge-m3"
+    )]
+    InvalidModelSource {
+        /// The value given.
+        value: String,
+    },
+
+    /// The Hub has no repository with this id, or hides a private one from this caller.
+    #[error(
+        "repository {repo} not found on {endpoint}; check the id, set HF_TOKEN for a private \
+         or gated repository, or pass an existing folder"
+    )]
+    HubRepoNotFound {
+        /// The repository id.
+        repo: String,
+        /// The Hub endpoint that was asked.
+        endpoint: String,
+    },
+
+    /// The repository has no such branch, tag or commit.
+    #[error("repository {repo} has no revision {revision}")]
+    HubRevisionNotFound {
+        /// The repository id.
+        repo: String,
+        /// The requested revision.
+        revision: String,
+    },
+
+    /// A file that the model needs is not in the repository.
+    #[error("repository {repo} at revision {revision} has no file {file}")]
+    HubFileNotFound {
+        /// The repository id.
+        repo: String,
+        /// The revision, a commit hash once it is resolved.
+        revision: String,
+        /// The file's path inside the repository.
+        file: String,
+    },
+
+    /// The repository contains neither model layout.
+    #[error(
+        "repository {repo} at revision {revision} has neither model.onnx nor onnx/model.onnx, \
+         so it is not a BGE-M3 model this engine can run"
+    )]
+    HubUnknownLayout {
+        /// The repository id.
+        repo: String,
+        /// The resolved commit.
+        revision: String,
+    },
+
+    /// The Hub denied access, for example to a gated repository.
+    #[error("access to {url} was denied (HTTP {status}{}); set HF_TOKEN to a token with access",
+        message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    HubAccessDenied {
+        /// The requested URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The Hub's `X-Error-Message`, when present.
+        message: Option<String>,
+    },
+
+    /// The Hub answered with an unexpected HTTP status.
+    #[error("request to {url} failed with HTTP {status}")]
+    HubStatus {
+        /// The requested URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+    },
+
+    /// An HTTP request to the Hub failed before a response arrived.
+    #[cfg(feature = "hub")]
+    #[error("request to {url} failed")]
+    HubRequest {
+        /// The requested URL.
+        url: String,
+        /// The HTTP client's error.
+        #[source]
+        source: Box<ureq::Error>,
+    },
+
+    /// A Hub response lacks a header or field that the download needs.
+    #[error("invalid response from {url}: {problem}")]
+    HubResponse {
+        /// The requested URL.
+        url: String,
+        /// The missing or invalid part, such as `no X-Repo-Commit header`.
+        problem: String,
+    },
+
+    /// Reading a file's bytes from the Hub failed midway.
+    #[error("download of {file} failed after {received} bytes")]
+    HubTransfer {
+        /// The file's path inside the repository.
+        file: String,
+        /// Bytes of the file on disk when the transfer stopped.
+        received: u64,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A downloaded file does not match the size or hash that the Hub reported.
+    #[error("downloaded {file} has {check} {found}, expected {expected}; it was deleted, run again to download it anew")]
+    DownloadMismatch {
+        /// The file's path inside the repository.
+        file: String,
+        /// `size` or `SHA-256` or `git SHA-1`.
+        check: &'static str,
+        /// The value the Hub reported.
+        expected: String,
+        /// The value of the downloaded bytes.
+        found: String,
+    },
+
+    /// The model is not in the cache and the Hub cannot be used.
+    #[error(
+        "{repo} at revision {revision} is not in the cache {}: {reason}",
+        cache_dir.display()
+    )]
+    NotInCache {
+        /// The repository id.
+        repo: String,
+        /// The requested revision.
+        revision: String,
+        /// The Hub cache folder.
+        cache_dir: PathBuf,
+        /// Why the Hub was not asked, such as `HF_HUB_OFFLINE is set`.
+        reason: String,
+    },
+
+    /// A file or folder of the cache could not be written.
+    #[error("failed to write {}", path.display())]
+    WriteFile {
+        /// The file or folder.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// An output tensor has a shape that does not fit the batch.
     #[error("output {output} has shape {found:?}, expected {expected}")]
     OutputShape {

@@ -25,9 +25,14 @@ mod embedder;
 mod error;
 mod head_weights;
 mod heads;
+#[cfg(feature = "hub")]
+pub mod hub;
 mod linear_heads;
 mod model;
 mod model_files;
+// Listing graph outputs is needed only to plan Hub downloads.
+#[cfg_attr(not(feature = "hub"), allow(dead_code))]
+mod onnx_proto;
 mod pickle;
 pub mod runtime;
 mod session;

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::head_weights::{COLBERT_HEAD_FILE, SPARSE_HEAD_FILE};
+use crate::onnx_proto::read_varint;
 
 /// File name of the ONNX graph inside a model folder.
 pub const MODEL_FILE: &str = "model.onnx";
@@ -143,7 +144,7 @@ fn optional(dir: &Path, file: &str) -> Option<PathBuf> {
 /// `StringStringEntryProto { key = 1; value = 2 }`, one of them with the key
 /// `location`. Its protobuf encoding is the bytes `0a 08 "location" 12`, followed by
 /// the value's length and bytes; the scan looks for exactly that sequence.
-fn external_data_files(model: &Path) -> Result<Vec<String>> {
+pub(crate) fn external_data_files(model: &Path) -> Result<Vec<String>> {
     let read_error = |source| Error::ReadFile {
         path: model.to_path_buf(),
         source,
@@ -185,17 +186,6 @@ fn scan_locations(bytes: &[u8]) -> Vec<String> {
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|window| window == needle)
-}
-
-fn read_varint(bytes: &[u8]) -> Option<(u64, usize)> {
-    let mut value: u64 = 0;
-    for (index, byte) in bytes.iter().take(10).enumerate() {
-        value |= u64::from(byte & 0x7f) << (7 * index);
-        if byte & 0x80 == 0 {
-            return Some((value, index + 1));
-        }
-    }
-    None
 }
 
 #[cfg(test)]

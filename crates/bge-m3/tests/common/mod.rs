@@ -3,6 +3,8 @@
 //! The fixtures are made by `python/make_test_model.py` (see tests/fixtures/README.md).
 #![allow(dead_code)]
 
+pub mod mock_hub;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
