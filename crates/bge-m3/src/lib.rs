@@ -12,11 +12,12 @@
 //! # Ok::<(), bge_m3::Error>(())
 //! ```
 //!
-//! The model folder holds a three-output ONNX export (`python/export_onnx.py`), or
+//! The model folder contains a three-output ONNX export (`python/export_onnx.py`), or
 //! the files of the `BAAI/bge-m3` repository: its backbone-only `onnx/model.onnx` and
 //! FlagEmbedding's heads `colbert_linear.pt` and `sparse_linear.pt`, which the engine
-//! reads and applies itself (see [`ModelFiles`]). ONNX Runtime is loaded at run time;
-//! see [`runtime`] for where it is looked up.
+//! reads and applies itself (see [`ModelFiles`]). With the `hub` feature (on by
+//! default), [`hub::fetch_model`] downloads such a folder from the Hugging Face Hub.
+//! ONNX Runtime is loaded at run time; see [`runtime`] for where it is looked up.
 
 #![deny(missing_docs)]
 
