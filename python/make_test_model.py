@@ -16,6 +16,8 @@ on, so parity is tested on a model of the same architecture with random weights:
    second export with the standard attention operators into `tiny-bge-m3-standard/`.
 4. FlagEmbedding 1.4.2 encodes the golden corpus at max length 8192 and 16, and the
    outputs are written as JSON lines.
+5. `make_official_layout.py` writes the same model in the layout of the BAAI/bge-m3
+   repository (backbone-only graph, float16 `.pt` heads).
 
 Usage: python python/make_test_model.py [--output tests/fixtures]
 """
@@ -36,6 +38,7 @@ import torch
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import corpus  # noqa: E402
 import export_onnx  # noqa: E402
+import make_official_layout  # noqa: E402
 
 SEED = 20261204
 HIDDEN_SIZE = 32
@@ -236,6 +239,7 @@ def main() -> None:
     export_standard(model_dir, args.output / "tiny-bge-m3-standard")
     record_goldens(model_dir, args.output / "goldens")
     write_versions(args.output / "goldens")
+    make_official_layout.write_official_layout(args.output)
 
 
 if __name__ == "__main__":

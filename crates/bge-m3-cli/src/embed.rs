@@ -15,14 +15,14 @@ use bge_m3::{Embedder, EmbedderOptions, Outputs};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::input::{embed_error, read_chunk, InputFormat, RecordReader};
+use crate::model_source::ModelArgs;
 use crate::output::Record;
 
 /// Arguments of `bge-m3 embed`.
 #[derive(Debug, clap::Args)]
 pub struct EmbedArgs {
-    /// Model folder: model.onnx, its external data and tokenizer.json.
-    #[arg(long, env = "BGE_M3_MODEL")]
-    model: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
 
     /// Read texts from this file instead of stdin.
     #[arg(long)]
@@ -102,8 +102,9 @@ impl EmbedArgs {
 
 /// Runs `bge-m3 embed`.
 pub fn run(args: &EmbedArgs) -> anyhow::Result<ExitCode> {
-    let embedder = Embedder::try_new(&args.model, args.options())
-        .with_context(|| format!("failed to load the model in {}", args.model.display()))?;
+    let model_dir = args.model.resolve()?;
+    let embedder = Embedder::try_new(&model_dir, args.options())
+        .with_context(|| format!("failed to load the model {}", args.model.value()))?;
     let format = if args.jsonl {
         InputFormat::JsonLines
     } else {

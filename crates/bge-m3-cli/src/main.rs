@@ -8,9 +8,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod download;
 mod embed;
 mod input;
+mod model_source;
 mod output;
+mod progress;
 mod score;
 mod verify;
 
@@ -30,6 +33,8 @@ enum Command {
     Score(score::ScoreArgs),
     /// Compare the engine with a FlagEmbedding reference dump (python/dump_reference.py).
     Verify(verify::VerifyArgs),
+    /// Download a model from the Hugging Face Hub into its cache and print the folder.
+    Download(download::DownloadArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +44,7 @@ fn main() -> ExitCode {
         Command::Embed(args) => embed::run(&args),
         Command::Score(args) => score::run(&args),
         Command::Verify(args) => verify::run(&args),
+        Command::Download(args) => download::run(&args),
     };
     match result {
         Ok(code) => code,

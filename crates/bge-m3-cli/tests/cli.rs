@@ -71,6 +71,22 @@ fn embed_writes_all_outputs_in_order() {
 }
 
 #[test]
+fn embed_reads_official_layout() {
+    let model = fixtures_dir().join("tiny-bge-m3-official");
+    let output = embed(&model, &[], "A test text!\nТекст для теста!\n".as_bytes());
+    assert!(output.status.success(), "{}", stderr(&output));
+    let records = stdout_records(&output);
+    assert_eq!(records.len(), 2);
+    for record in &records {
+        assert_eq!(record["dense"].as_array().unwrap().len(), 32);
+        assert!(!record["sparse"].as_object().unwrap().is_empty());
+        let rows = record["colbert"].as_array().unwrap();
+        assert_eq!(rows.len() as u64 + 1, record["tokens"].as_u64().unwrap());
+        assert_eq!(rows[0].as_array().unwrap().len(), 32);
+    }
+}
+
+#[test]
 fn embed_dense_only() {
     let output = embed(&tiny_model_dir(), &["--dense"], b"one\ntwo\n");
     assert!(output.status.success(), "{}", stderr(&output));

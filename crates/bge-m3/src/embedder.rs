@@ -7,8 +7,9 @@ use crate::error::{Error, Result};
 use crate::heads::{
     colbert_from_rows, dense_from_row, sparse_from_token_weights, MultiVector, SparseEmbedding,
 };
+use crate::model::Model;
 use crate::model_files::ModelFiles;
-use crate::session::{Attention, BatchInput, BatchOutput, OnnxModel, Outputs, SessionSettings};
+use crate::session::{Attention, BatchInput, BatchOutput, Outputs, SessionSettings};
 use crate::tokenizer::{read_json, TokenizedText, Tokenizer};
 
 /// BGE-M3's max length in tokens, `<s>` and `</s>` included: its 8194 position
@@ -134,7 +135,7 @@ impl EmbedRequest {
 /// take turns on the one ONNX Runtime session.
 #[derive(Debug)]
 pub struct Embedder {
-    model: OnnxModel,
+    model: Model,
     tokenizer: Tokenizer,
     options: EmbedderOptions,
     max_length_limit: usize,
@@ -142,8 +143,9 @@ pub struct Embedder {
 }
 
 impl Embedder {
-    /// Loads the model in `model_dir` (`model.onnx`, its external data and
-    /// `tokenizer.json`).
+    /// Loads the model in `model_dir`: a three-output `model.onnx`, or the
+    /// `BAAI/bge-m3` layout (`onnx/model.onnx` and the `.pt` head files), with
+    /// `tokenizer.json`. See [`ModelFiles`] for the layouts.
     pub fn try_new(model_dir: impl AsRef<Path>, options: EmbedderOptions) -> Result<Self> {
         let files = ModelFiles::from_dir(model_dir)?;
         let config = ModelConfig::read(&files)?;
@@ -153,7 +155,7 @@ impl Embedder {
         let settings = SessionSettings {
             intra_threads: options.threads,
         };
-        let model = OnnxModel::load(&files.model, settings)?;
+        let model = Model::load(&files, settings)?;
         let limits = BatchLimits {
             token_budget: options.token_budget,
             attention_budget: options.attention_budget,
@@ -162,6 +164,7 @@ impl Embedder {
         };
         tracing::info!(
             model = %model.path().display(),
+            layout = model.layout(),
             max_length = options.max_length,
             attention = ?model.attention(),
             "model loaded"
@@ -250,7 +253,7 @@ impl Embedder {
                 sequence = batch.sequence,
                 "running batch"
             );
-            let output = self.model.run(self.pad(&batch, &tokenized), outputs)?;
+            let output = self.model.run(&self.pad(&batch, &tokenized), outputs)?;
             for (row, &index) in batch.members.iter().enumerate() {
                 let slices = RowSlices::new(&output, row, batch.sequence);
                 results[index] = Some(self.cut(&tokenized[index], &slices, index)?);
@@ -295,7 +298,7 @@ impl Embedder {
             .transpose()?;
         let colbert = slices
             .colbert
-            .map(|rows| colbert_from_rows(rows, slices.hidden, tokens, index))
+            .map(|rows| colbert_from_rows(rows, slices.colbert_dim, tokens, index))
             .transpose()?;
         Ok(Embedding {
             dense,
@@ -309,7 +312,7 @@ impl Embedder {
 
 /// The rows of one text inside the batch output tensors.
 struct RowSlices<'a> {
-    hidden: usize,
+    colbert_dim: usize,
     dense: Option<&'a [f32]>,
     sparse: Option<&'a [f32]>,
     colbert: Option<&'a [f32]>,
@@ -317,14 +320,14 @@ struct RowSlices<'a> {
 
 impl<'a> RowSlices<'a> {
     fn new(output: &'a BatchOutput, row: usize, sequence: usize) -> Self {
-        let hidden = output.hidden;
-        let colbert_size = (sequence - 1) * hidden;
+        let dense_dim = output.dense_dim;
+        let colbert_size = (sequence - 1) * output.colbert_dim;
         Self {
-            hidden,
+            colbert_dim: output.colbert_dim,
             dense: output
                 .dense
                 .as_deref()
-                .map(|d| &d[row * hidden..(row + 1) * hidden]),
+                .map(|d| &d[row * dense_dim..(row + 1) * dense_dim]),
             sparse: output
                 .sparse
                 .as_deref()

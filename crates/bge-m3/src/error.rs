@@ -14,7 +14,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// The model folder does not exist or is not a folder.
-    #[error("model folder {} not found: pass a folder that contains model.onnx and tokenizer.json", path.display())]
+    #[error(
+        "model folder {} not found: pass a folder that contains model.onnx or onnx/model.onnx, \
+         and tokenizer.json",
+        path.display()
+    )]
     ModelDirNotFound {
         /// The folder that was given.
         path: PathBuf,
@@ -121,9 +125,23 @@ pub enum Error {
         found: Vec<String>,
     },
 
-    /// The model's outputs are not the three BGE-M3 outputs.
+    /// The model folder matches neither supported layout.
     #[error(
-        "model {} has outputs [{}], expected [dense_embeddings, sparse_weights, colbert_vectors] \
+        "model folder {} has neither model.onnx nor onnx/model.onnx: expected a three-output \
+         export (model.onnx, made by python/export_onnx.py) or the BAAI/bge-m3 layout \
+         (onnx/model.onnx with colbert_linear.pt and sparse_linear.pt in the folder)",
+        dir.display()
+    )]
+    UnknownLayout {
+        /// The model folder.
+        dir: PathBuf,
+    },
+
+    /// The model's outputs are neither the three BGE-M3 outputs nor `token_embeddings`
+    /// with the two head files.
+    #[error(
+        "model {} has outputs [{}], expected [dense_embeddings, sparse_weights, colbert_vectors], \
+         or token_embeddings with colbert_linear.pt and sparse_linear.pt in the model folder \
          (export the model with python/export_onnx.py)",
         path.display(),
         found.join(", ")
@@ -133,6 +151,226 @@ pub enum Error {
         path: PathBuf,
         /// The output names the model has.
         found: Vec<String>,
+    },
+
+    /// A `.pt` file is not a PyTorch zip archive.
+    #[error(
+        "failed to read {} as a PyTorch zip archive (the torch.save format of PyTorch 1.6 \
+         and later)",
+        path.display()
+    )]
+    TorchArchive {
+        /// The `.pt` file.
+        path: PathBuf,
+        /// The zip reader's error.
+        #[source]
+        source: zip::result::ZipError,
+    },
+
+    /// A PyTorch archive lacks an entry that its pickle or its format requires.
+    #[error("PyTorch archive {} has no entry {entry}", path.display())]
+    TorchArchiveEntry {
+        /// The `.pt` file.
+        path: PathBuf,
+        /// The entry name inside the archive, such as `archive/data.pkl`.
+        entry: String,
+    },
+
+    /// The pickle of a `.pt` file contains something other than a state dict of float16,
+    /// bfloat16 or float32 tensors.
+    #[error(
+        "unsupported content in {} at pickle byte {offset}: {found}; only state dicts of \
+         float16, bfloat16 and float32 tensors can be read",
+        path.display()
+    )]
+    TorchUnsupported {
+        /// The `.pt` file.
+        path: PathBuf,
+        /// Byte offset in the archive's `data.pkl`.
+        offset: usize,
+        /// The unsupported content, such as `global numpy.core.multiarray._reconstruct`.
+        found: String,
+    },
+
+    /// The pickle or the tensor data of a `.pt` file is invalid.
+    #[error("invalid PyTorch file {} at pickle byte {offset}: {problem}", path.display())]
+    TorchInvalid {
+        /// The `.pt` file.
+        path: PathBuf,
+        /// Byte offset in the archive's `data.pkl`.
+        offset: usize,
+        /// The problem, such as `truncated pickle`.
+        problem: String,
+    },
+
+    /// A state dict has no tensor under a key that the model needs.
+    #[error("{} has no tensor {key:?} (its keys: {})", path.display(), found.join(", "))]
+    TensorMissing {
+        /// The `.pt` file.
+        path: PathBuf,
+        /// The missing key, such as `weight`.
+        key: String,
+        /// The keys the state dict has.
+        found: Vec<String>,
+    },
+
+    /// A head tensor has a shape that does not fit the model.
+    #[error("tensor {key:?} of {} has shape {found:?}, expected {expected}", path.display())]
+    TensorShape {
+        /// The `.pt` file.
+        path: PathBuf,
+        /// The tensor's key, such as `weight`.
+        key: String,
+        /// The expected shape, in words.
+        expected: String,
+        /// The tensor's shape.
+        found: Vec<usize>,
+    },
+
+    /// A `--model` value is neither an existing folder nor a Hub repository id.
+    #[error(
+        "{value:?} is neither an existing model folder nor a Hugging Face Hub repository id \
+         such as BAAI/bge-m3"
+    )]
+    InvalidModelSource {
+        /// The value given.
+        value: String,
+    },
+
+    /// The Hub has no repository with this id, or hides a private one from this caller.
+    #[error(
+        "repository {repo} not found on {endpoint}; check the id, set HF_TOKEN for a private \
+         or gated repository, or pass an existing folder"
+    )]
+    HubRepoNotFound {
+        /// The repository id.
+        repo: String,
+        /// The Hub endpoint that was asked.
+        endpoint: String,
+    },
+
+    /// The repository has no such branch, tag or commit.
+    #[error("repository {repo} has no revision {revision}")]
+    HubRevisionNotFound {
+        /// The repository id.
+        repo: String,
+        /// The requested revision.
+        revision: String,
+    },
+
+    /// A file that the model needs is not in the repository.
+    #[error("repository {repo} at revision {revision} has no file {file}")]
+    HubFileNotFound {
+        /// The repository id.
+        repo: String,
+        /// The revision, a commit hash once it is resolved.
+        revision: String,
+        /// The file's path inside the repository.
+        file: String,
+    },
+
+    /// The repository contains neither model layout.
+    #[error(
+        "repository {repo} at revision {revision} has neither model.onnx nor onnx/model.onnx, \
+         so it is not a BGE-M3 model this engine can run"
+    )]
+    HubUnknownLayout {
+        /// The repository id.
+        repo: String,
+        /// The resolved commit.
+        revision: String,
+    },
+
+    /// The Hub denied access, for example to a gated repository.
+    #[error("access to {url} was denied (HTTP {status}{}); set HF_TOKEN to a token with access",
+        message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    HubAccessDenied {
+        /// The requested URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The Hub's `X-Error-Message`, when present.
+        message: Option<String>,
+    },
+
+    /// The Hub answered with an unexpected HTTP status.
+    #[error("request to {url} failed with HTTP {status}")]
+    HubStatus {
+        /// The requested URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+    },
+
+    /// An HTTP request to the Hub failed before a response arrived.
+    #[cfg(feature = "hub")]
+    #[error("request to {url} failed")]
+    HubRequest {
+        /// The requested URL.
+        url: String,
+        /// The HTTP client's error.
+        #[source]
+        source: Box<ureq::Error>,
+    },
+
+    /// A Hub response lacks a header or field that the download needs.
+    #[error("invalid response from {url}: {problem}")]
+    HubResponse {
+        /// The requested URL.
+        url: String,
+        /// The missing or invalid part, such as `no X-Repo-Commit header`.
+        problem: String,
+    },
+
+    /// Reading a file's bytes from the Hub failed midway.
+    #[error("download of {file} failed after {received} bytes")]
+    HubTransfer {
+        /// The file's path inside the repository.
+        file: String,
+        /// Bytes of the file on disk when the transfer stopped.
+        received: u64,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A downloaded file does not match the size or hash that the Hub reported.
+    #[error("downloaded {file} has {check} {found}, expected {expected}; it was deleted, run again to download it anew")]
+    DownloadMismatch {
+        /// The file's path inside the repository.
+        file: String,
+        /// `size` or `SHA-256` or `git SHA-1`.
+        check: &'static str,
+        /// The value the Hub reported.
+        expected: String,
+        /// The value of the downloaded bytes.
+        found: String,
+    },
+
+    /// The model is not in the cache and the Hub cannot be used.
+    #[error(
+        "{repo} at revision {revision} is not in the cache {}: {reason}",
+        cache_dir.display()
+    )]
+    NotInCache {
+        /// The repository id.
+        repo: String,
+        /// The requested revision.
+        revision: String,
+        /// The Hub cache folder.
+        cache_dir: PathBuf,
+        /// Why the Hub was not asked, such as `HF_HUB_OFFLINE is set`.
+        reason: String,
+    },
+
+    /// A file or folder of the cache could not be written.
+    #[error("failed to write {}", path.display())]
+    WriteFile {
+        /// The file or folder.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
     },
 
     /// An output tensor has a shape that does not fit the batch.

@@ -12,9 +12,12 @@
 //! # Ok::<(), bge_m3::Error>(())
 //! ```
 //!
-//! The model folder contains a three-output ONNX export (`python/export_onnx.py`),
-//! its external data and `tokenizer.json`. ONNX Runtime is loaded at run time; see
-//! [`runtime`] for where it is looked up.
+//! The model folder contains a three-output ONNX export (`python/export_onnx.py`), or
+//! the files of the `BAAI/bge-m3` repository: its backbone-only `onnx/model.onnx` and
+//! FlagEmbedding's heads `colbert_linear.pt` and `sparse_linear.pt`, which the engine
+//! reads and applies itself (see [`ModelFiles`]). With the `hub` feature (on by
+//! default), [`hub::fetch_model`] downloads such a folder from the Hugging Face Hub.
+//! ONNX Runtime is loaded at run time; see [`runtime`] for where it is looked up.
 
 #![deny(missing_docs)]
 
@@ -22,11 +25,21 @@ mod batching;
 mod compute_score;
 mod embedder;
 mod error;
+mod head_weights;
 mod heads;
+#[cfg(feature = "hub")]
+pub mod hub;
+mod linear_heads;
+mod model;
 mod model_files;
+// Listing graph outputs is needed only to plan Hub downloads.
+#[cfg_attr(not(feature = "hub"), allow(dead_code))]
+mod onnx_proto;
+mod pickle;
 pub mod runtime;
 pub mod scoring;
 mod session;
+mod state_dict;
 mod tokenizer;
 
 pub use batching::{attention_bytes, plan_batches, Batch, BatchLimits};

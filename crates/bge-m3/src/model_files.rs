@@ -1,17 +1,32 @@
 //! The files of a model folder, checked before anything is loaded.
 //!
-//! A model folder holds `model.onnx`, the external data files it references
-//! (`model.onnx_data` for exports made by `python/export_onnx.py`) and
-//! `tokenizer.json`, with optional `config.json` and `special_tokens_map.json`.
-//! Files may be symlinks, as in the Hugging Face cache, whose snapshot folders link
-//! every file to a blob named by its hash.
+//! Two layouts are accepted:
+//!
+//! - a three-output export (`python/export_onnx.py`): `model.onnx` in the folder
+//!   root, with the external data files it references (`model.onnx_data`);
+//! - the layout of the `BAAI/bge-m3` repository: a backbone-only export in
+//!   `onnx/model.onnx` with its external data files (`onnx/model.onnx_data`,
+//!   `onnx/Constant_7_attr__value`), and FlagEmbedding's heads `colbert_linear.pt`
+//!   and `sparse_linear.pt` in the folder root.
+//!
+//! A root `model.onnx` takes precedence over `onnx/model.onnx`. A root graph may also
+//! be backbone-only with the head files beside it. Only the graph's outputs tell the
+//! two apart, so `model` decides once the session is loaded. Both layouts need
+//! `tokenizer.json` in the folder root, and read `config.json` and
+//! `special_tokens_map.json` from there when present. Files may be symlinks, as in
+//! the Hugging Face cache, whose snapshot folders link every file to a blob named by
+//! its hash.
 
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::head_weights::{COLBERT_HEAD_FILE, SPARSE_HEAD_FILE};
+use crate::onnx_proto::read_varint;
 
 /// File name of the ONNX graph inside a model folder.
 pub const MODEL_FILE: &str = "model.onnx";
+/// Folder of the backbone-only graph in the `BAAI/bge-m3` layout.
+pub const ONNX_DIR: &str = "onnx";
 /// File name of the Hugging Face tokenizer inside a model folder.
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
 /// File name of the Hugging Face model config inside a model folder.
@@ -19,7 +34,8 @@ pub const CONFIG_FILE: &str = "config.json";
 /// File name of the special token roles inside a model folder.
 pub const SPECIAL_TOKENS_FILE: &str = "special_tokens_map.json";
 
-const EXPORT_HINT: &str = "export the model with python/export_onnx.py";
+const HEADS_HINT: &str =
+    "the BAAI/bge-m3 layout keeps FlagEmbedding's heads in the folder root, beside onnx/";
 
 /// Larger graphs are not scanned for external data references. A graph with inline
 /// weights can reach the 2 GB protobuf limit, and ONNX Runtime reports its own
@@ -31,9 +47,9 @@ const MAX_SCANNED_GRAPH_BYTES: u64 = 512 << 20;
 pub struct ModelFiles {
     /// The model folder.
     pub dir: PathBuf,
-    /// `model.onnx`.
+    /// The ONNX graph: `model.onnx`, or `onnx/model.onnx` in the `BAAI/bge-m3` layout.
     pub model: PathBuf,
-    /// The external data files that `model.onnx` references, possibly none.
+    /// The external data files that the graph references, possibly none.
     pub external_data: Vec<PathBuf>,
     /// `tokenizer.json`.
     pub tokenizer: PathBuf,
@@ -41,10 +57,15 @@ pub struct ModelFiles {
     pub config: Option<PathBuf>,
     /// `special_tokens_map.json`, when present.
     pub special_tokens: Option<PathBuf>,
+    /// `colbert_linear.pt`, when present; always present with `onnx/model.onnx`.
+    pub colbert_head: Option<PathBuf>,
+    /// `sparse_linear.pt`, when present; always present with `onnx/model.onnx`.
+    pub sparse_head: Option<PathBuf>,
 }
 
 impl ModelFiles {
-    /// Checks that `dir` contains a complete model and returns its file paths.
+    /// Checks that `dir` contains a complete model in one of the two layouts and returns
+    /// its file paths.
     ///
     /// A relative `dir` is resolved against the current directory once, here, so the
     /// result stays valid if the process changes directory later.
@@ -56,17 +77,29 @@ impl ModelFiles {
         if !dir.is_dir() {
             return Err(Error::ModelDirNotFound { path: dir });
         }
-        let model = require(&dir, MODEL_FILE, EXPORT_HINT)?;
+        let graph_dir = graph_folder(&dir)?;
+        let model = dir.join(graph_dir).join(MODEL_FILE);
         let external_data = external_data_files(&model)?
             .into_iter()
             .map(|location| {
+                let file = Path::new(graph_dir).join(location);
                 require(
                     &dir,
-                    &location,
-                    "it holds the weights that model.onnx references",
+                    &file.to_string_lossy(),
+                    "it holds weights that the graph references",
                 )
             })
             .collect::<Result<Vec<_>>>()?;
+        let (colbert_head, sparse_head) = if graph_dir == ONNX_DIR {
+            let colbert = require(&dir, COLBERT_HEAD_FILE, HEADS_HINT)?;
+            let sparse = require(&dir, SPARSE_HEAD_FILE, HEADS_HINT)?;
+            (Some(colbert), Some(sparse))
+        } else {
+            (
+                optional(&dir, COLBERT_HEAD_FILE),
+                optional(&dir, SPARSE_HEAD_FILE),
+            )
+        };
         let tokenizer = require(&dir, TOKENIZER_FILE, "copy it from the model's repository")?;
         Ok(Self {
             config: optional(&dir, CONFIG_FILE),
@@ -75,6 +108,22 @@ impl ModelFiles {
             model,
             external_data,
             tokenizer,
+            colbert_head,
+            sparse_head,
+        })
+    }
+}
+
+/// Returns the folder of the graph relative to `dir`: `""` for a root `model.onnx`,
+/// else `onnx`.
+fn graph_folder(dir: &Path) -> Result<&'static str> {
+    if dir.join(MODEL_FILE).is_file() {
+        Ok("")
+    } else if dir.join(ONNX_DIR).join(MODEL_FILE).is_file() {
+        Ok(ONNX_DIR)
+    } else {
+        Err(Error::UnknownLayout {
+            dir: dir.to_path_buf(),
         })
     }
 }
@@ -104,7 +153,7 @@ fn optional(dir: &Path, file: &str) -> Option<PathBuf> {
 /// `StringStringEntryProto { key = 1; value = 2 }`, one of them with the key
 /// `location`. Its protobuf encoding is the bytes `0a 08 "location" 12`, followed by
 /// the value's length and bytes; the scan looks for exactly that sequence.
-fn external_data_files(model: &Path) -> Result<Vec<String>> {
+pub(crate) fn external_data_files(model: &Path) -> Result<Vec<String>> {
     let read_error = |source| Error::ReadFile {
         path: model.to_path_buf(),
         source,
@@ -148,17 +197,6 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack
         .windows(needle.len())
         .position(|window| window == needle)
-}
-
-fn read_varint(bytes: &[u8]) -> Option<(u64, usize)> {
-    let mut value: u64 = 0;
-    for (index, byte) in bytes.iter().take(10).enumerate() {
-        value |= u64::from(byte & 0x7f) << (7 * index);
-        if byte & 0x80 == 0 {
-            return Some((value, index + 1));
-        }
-    }
-    None
 }
 
 #[cfg(test)]

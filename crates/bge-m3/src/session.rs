@@ -1,18 +1,28 @@
-//! The ONNX Runtime session of a three-output BGE-M3 export.
+//! The ONNX Runtime session of a BGE-M3 graph.
 //!
-//! The graph contract (written by `python/export_onnx.py`, and used by community
-//! exports of BGE-M3 with the same three outputs):
+//! Two graph contracts are accepted. Both take
+//!
+//! | name             | type  | shape               |
+//! |------------------|-------|---------------------|
+//! | `input_ids`      | int64 | `[batch, sequence]` |
+//! | `attention_mask` | int64 | `[batch, sequence]` |
+//!
+//! A three-output export (`python/export_onnx.py`, and community exports of BGE-M3
+//! with the same outputs) returns
 //!
 //! | name               | type    | shape                              |
 //! |--------------------|---------|------------------------------------|
-//! | `input_ids`        | int64   | `[batch, sequence]`                |
-//! | `attention_mask`   | int64   | `[batch, sequence]`                |
 //! | `dense_embeddings` | float32 | `[batch, hidden]`, L2-normalised   |
 //! | `sparse_weights`   | float32 | `[batch, sequence, 1]`, ReLU       |
 //! | `colbert_vectors`  | float32 | `[batch, sequence - 1, hidden]`    |
 //!
 //! `sparse_weights` is not masked: padding positions carry non-zero weights, so the
 //! caller must only read the first `length` positions of each row.
+//!
+//! A backbone-only export, such as the `onnx/model.onnx` of `BAAI/bge-m3`, returns
+//! `token_embeddings` (float32 `[batch, sequence, hidden]`, the last hidden state) and
+//! usually `sentence_embedding`, which is not read. The heads are then applied by
+//! `linear_heads`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -33,6 +43,17 @@ pub const DENSE: &str = "dense_embeddings";
 pub const SPARSE: &str = "sparse_weights";
 /// Output name of the ColBERT vectors.
 pub const COLBERT: &str = "colbert_vectors";
+/// Output name of the last hidden state in a backbone-only graph.
+pub const TOKEN_EMBEDDINGS: &str = "token_embeddings";
+
+/// The output contract a graph follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GraphKind {
+    /// `dense_embeddings`, `sparse_weights` and `colbert_vectors`.
+    ThreeOutputs,
+    /// `token_embeddings`; the heads run outside the graph.
+    Backbone,
+}
 
 /// The selection of outputs to compute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,13 +95,26 @@ pub(crate) struct BatchInput {
     pub attention_mask: Vec<i64>,
 }
 
-/// Raw output tensors of one batch, row-major, each present when it was selected.
+/// Output tensors of one batch, row-major, each present when it was selected.
 #[derive(Debug, Default)]
 pub(crate) struct BatchOutput {
-    pub hidden: usize,
+    /// Length of a dense vector.
+    pub dense_dim: usize,
+    /// Length of a ColBERT vector.
+    pub colbert_dim: usize,
+    /// `[batch, dense_dim]`.
     pub dense: Option<Vec<f32>>,
+    /// `[batch, sequence]`.
     pub sparse: Option<Vec<f32>>,
+    /// `[batch, sequence - 1, colbert_dim]`.
     pub colbert: Option<Vec<f32>>,
+}
+
+/// The `token_embeddings` of one batch, `[batch, sequence, hidden]`, row-major.
+#[derive(Debug)]
+pub(crate) struct HiddenStates {
+    pub hidden: usize,
+    pub values: Vec<f32>,
 }
 
 /// Settings of the ONNX Runtime session.
@@ -103,16 +137,19 @@ pub enum Attention {
     FusedSplitOnPadding,
 }
 
-/// A loaded three-output model.
+/// A loaded graph and the contract it follows.
 #[derive(Debug)]
 pub(crate) struct OnnxModel {
     session: Mutex<Session>,
     path: PathBuf,
+    kind: GraphKind,
+    output_names: Vec<String>,
     attention: Attention,
 }
 
 impl OnnxModel {
-    /// Loads `model.onnx` (its external data is read from the same folder).
+    /// Loads a graph (its external data is read from the same folder) and checks its
+    /// inputs and outputs.
     pub fn load(path: &Path, settings: SessionSettings) -> Result<Self> {
         let environment = runtime::environment()?;
         let onnx_error = |action: &str| {
@@ -130,11 +167,21 @@ impl OnnxModel {
             .commit_from_file(path)
             .map_err(onnx_error(&format!("load {}", path.display())))?;
         check_inputs(&session, path)?;
-        check_outputs(&session, path)?;
+        let output_names: Vec<String> = session
+            .outputs()
+            .iter()
+            .map(|output| output.name().to_owned())
+            .collect();
+        let kind = graph_kind(&output_names).ok_or_else(|| Error::UnexpectedOutputs {
+            path: path.to_path_buf(),
+            found: output_names.clone(),
+        })?;
         let attention = read_attention(&session);
         Ok(Self {
             session: Mutex::new(session),
             path: path.to_path_buf(),
+            kind,
+            output_names,
             attention,
         })
     }
@@ -144,8 +191,56 @@ impl OnnxModel {
         self.attention
     }
 
-    /// Runs one batch and copies out the selected outputs.
-    pub fn run(&self, input: BatchInput, outputs: Outputs) -> Result<BatchOutput> {
+    /// Returns the contract the graph follows.
+    pub fn kind(&self) -> GraphKind {
+        self.kind
+    }
+
+    /// Returns the graph's output names.
+    pub fn output_names(&self) -> &[String] {
+        &self.output_names
+    }
+
+    /// Runs one batch through a three-output graph and copies out the selected outputs.
+    pub fn run(&self, input: &BatchInput, outputs: Outputs) -> Result<BatchOutput> {
+        let shape = input_shape(input.batch, input.sequence);
+        self.run_session(input, select(outputs), |result| {
+            read_outputs(result, &shape, outputs)
+        })
+    }
+
+    /// Runs one batch through a backbone-only graph and copies out `token_embeddings`.
+    pub fn run_backbone(&self, input: &BatchInput) -> Result<HiddenStates> {
+        let selector = OutputSelector::no_default().with(TOKEN_EMBEDDINGS);
+        let (dims, values) =
+            self.run_session(input, selector, |result| extract(result, TOKEN_EMBEDDINGS))?;
+        let shape = input_shape(input.batch, input.sequence);
+        let expected = [Some(shape.batch), Some(shape.sequence), None];
+        expect_shape(
+            TOKEN_EMBEDDINGS,
+            &dims,
+            &expected,
+            "[batch, sequence, hidden]",
+        )?;
+        Ok(HiddenStates {
+            hidden: dim(&dims, 2),
+            values,
+        })
+    }
+
+    /// Returns the path of the graph.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs one batch, computing only the outputs of `selector`, and passes them to
+    /// `read` while the session is held.
+    fn run_session<T>(
+        &self,
+        input: &BatchInput,
+        selector: OutputSelector,
+        read: impl FnOnce(&SessionOutputs<'_>) -> Result<T>,
+    ) -> Result<T> {
         let onnx_error = |action: &'static str| {
             move |source| Error::Onnx {
                 action: action.to_owned(),
@@ -153,13 +248,13 @@ impl OnnxModel {
             }
         };
         let shape = [input.batch, input.sequence];
-        let ids = Tensor::from_array((shape, input.input_ids))
+        let ids = Tensor::from_array((shape, input.input_ids.clone()))
             .map_err(onnx_error("create the input_ids tensor"))?;
-        let mask = Tensor::from_array((shape, input.attention_mask))
+        let mask = Tensor::from_array((shape, input.attention_mask.clone()))
             .map_err(onnx_error("create the attention_mask tensor"))?;
         let options = RunOptions::new()
             .map_err(onnx_error("create run options"))?
-            .with_outputs(select(outputs));
+            .with_outputs(selector);
 
         let mut session = self
             .session
@@ -171,12 +266,19 @@ impl OnnxModel {
                 &options,
             )
             .map_err(onnx_error("run the model"))?;
-        read_outputs(&result, &input_shape(input.batch, input.sequence), outputs)
+        read(&result)
     }
+}
 
-    /// Returns the path of `model.onnx`.
-    pub fn path(&self) -> &Path {
-        &self.path
+/// Classifies a graph by its output names: the three outputs, else `token_embeddings`.
+fn graph_kind(output_names: &[String]) -> Option<GraphKind> {
+    let has = |name: &str| output_names.iter().any(|found| found == name);
+    if [DENSE, SPARSE, COLBERT].iter().all(|name| has(name)) {
+        Some(GraphKind::ThreeOutputs)
+    } else if has(TOKEN_EMBEDDINGS) {
+        Some(GraphKind::Backbone)
+    } else {
+        None
     }
 }
 
@@ -215,7 +317,7 @@ fn read_outputs(
     if outputs.dense {
         let (dims, data) = extract(result, DENSE)?;
         expect_shape(DENSE, &dims, &[Some(shape.batch), None], "[batch, hidden]")?;
-        batch.hidden = dim(&dims, 1);
+        batch.dense_dim = dim(&dims, 1);
         batch.dense = Some(data);
     }
     if outputs.sparse {
@@ -237,15 +339,7 @@ fn read_outputs(
             &[Some(shape.batch), rows, None],
             "[batch, sequence - 1, hidden]",
         )?;
-        let hidden = dim(&dims, 2);
-        if batch.dense.is_some() && batch.hidden != hidden {
-            return Err(Error::OutputShape {
-                output: COLBERT,
-                expected: format!("[batch, sequence - 1, {}] (the dense size)", batch.hidden),
-                found: dims,
-            });
-        }
-        batch.hidden = hidden;
+        batch.colbert_dim = dim(&dims, 2);
         batch.colbert = Some(data);
     }
     Ok(batch)
@@ -314,25 +408,6 @@ fn check_inputs(session: &Session, path: &Path) -> Result<()> {
         Ok(())
     } else {
         Err(Error::UnexpectedInputs {
-            path: path.to_path_buf(),
-            found,
-        })
-    }
-}
-
-fn check_outputs(session: &Session, path: &Path) -> Result<()> {
-    let found: Vec<String> = session
-        .outputs()
-        .iter()
-        .map(|o| o.name().to_owned())
-        .collect();
-    let expected = [DENSE, SPARSE, COLBERT];
-    let complete = found.len() == expected.len()
-        && expected.iter().all(|name| found.iter().any(|f| f == name));
-    if complete {
-        Ok(())
-    } else {
-        Err(Error::UnexpectedOutputs {
             path: path.to_path_buf(),
             found,
         })

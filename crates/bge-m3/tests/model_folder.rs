@@ -50,9 +50,17 @@ fn missing_folder_is_reported() {
     assert!(error.to_string().contains("no-such-model"));
 }
 
+/// Without `model.onnx` the folder matches neither layout; the message names both graphs.
 #[test]
 fn missing_model_onnx_is_named() {
-    expect_missing_file("model.onnx");
+    let dir = copy_without("model.onnx");
+    let error = load(dir.path()).unwrap_err();
+    assert!(matches!(error, Error::UnknownLayout { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(
+        message.contains("neither model.onnx nor onnx/model.onnx"),
+        "{message}"
+    );
 }
 
 #[test]

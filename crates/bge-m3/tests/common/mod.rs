@@ -3,8 +3,10 @@
 //! The fixtures are made by `python/make_test_model.py` (see tests/fixtures/README.md).
 #![allow(dead_code)]
 
+pub mod mock_hub;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use serde::Deserialize;
@@ -28,6 +30,29 @@ pub fn tiny_model_dir() -> PathBuf {
 /// Returns the tiny model exported with the standard attention operators.
 pub fn tiny_standard_model_dir() -> PathBuf {
     fixtures_dir().join("tiny-bge-m3-standard")
+}
+
+/// Returns the tiny model in the layout of the `BAAI/bge-m3` repository.
+pub fn official_model_dir() -> PathBuf {
+    let dir = fixtures_dir().join("tiny-bge-m3-official");
+    assert!(
+        dir.join("onnx/model.onnx").is_file(),
+        "{} is missing: run `python python/make_official_layout.py`",
+        dir.display()
+    );
+    dir
+}
+
+/// Copies files into `target`, each given as (path under `from`, path under `target`).
+pub fn copy_files(from: &Path, target: &Path, files: &[(&str, &str)]) {
+    for (source, name) in files {
+        let destination = target.join(name);
+        if let Some(parent) = destination.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::copy(from.join(source), &destination)
+            .unwrap_or_else(|e| panic!("copy {source} to {}: {e}", destination.display()));
+    }
 }
 
 /// One text's outputs from FlagEmbedding.

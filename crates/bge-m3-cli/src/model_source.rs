@@ -1,0 +1,40 @@
+//! The `--model` argument: a model folder, or a Hub repository downloaded into the
+//! Hugging Face cache first.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use bge_m3::hub::{HubOptions, ModelSource, DEFAULT_REPO, DEFAULT_REVISION};
+
+use crate::progress::DownloadBar;
+
+/// Arguments that choose the model.
+#[derive(Debug, clap::Args)]
+pub struct ModelArgs {
+    /// Model folder (a three-output model.onnx, or the BAAI/bge-m3 layout with
+    /// onnx/model.onnx and the .pt heads), or a Hugging Face Hub repository id, which is
+    /// downloaded into the Hub cache (HF_HUB_CACHE) on first use.
+    #[arg(long, env = "BGE_M3_MODEL", default_value = DEFAULT_REPO)]
+    model: String,
+
+    /// Branch, tag or commit of a Hub repository.
+    #[arg(long, default_value = DEFAULT_REVISION)]
+    revision: String,
+}
+
+impl ModelArgs {
+    /// Returns the model folder, downloading a Hub repository when needed.
+    pub fn resolve(&self) -> anyhow::Result<PathBuf> {
+        let source = ModelSource::parse(&self.model)?;
+        let options = HubOptions::from_env().with_revision(&self.revision);
+        let mut progress = DownloadBar::new();
+        source
+            .resolve(&options, &mut progress)
+            .with_context(|| format!("failed to get the model {}", self.model))
+    }
+
+    /// Returns the `--model` value as given.
+    pub fn value(&self) -> &str {
+        &self.model
+    }
+}
