@@ -20,14 +20,14 @@ use bge_m3::{
 use serde::Serialize;
 
 use crate::input::{embed_error, read_chunk, InputFormat, PairRecord, RecordReader};
+use crate::model_source::ModelArgs;
 use crate::output::sparse_by_text;
 
 /// Arguments of `bge-m3 score`.
 #[derive(Debug, clap::Args)]
 pub struct ScoreArgs {
-    /// Model folder: model.onnx, its external data and tokenizer.json.
-    #[arg(long, env = "BGE_M3_MODEL")]
-    model: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
 
     /// Read JSONL pairs {"query": ..., "passage": ...} from this file instead of stdin.
     #[arg(long, conflicts_with_all = ["queries", "passages"])]
@@ -103,8 +103,9 @@ impl ScoreArgs {
         if let Some(threads) = self.threads {
             options = options.with_threads(threads);
         }
-        Embedder::try_new(&self.model, options)
-            .with_context(|| format!("failed to load the model in {}", self.model.display()))
+        let model_dir = self.model.resolve()?;
+        Embedder::try_new(&model_dir, options)
+            .with_context(|| format!("failed to load the model {}", self.model.value()))
     }
 }
 

@@ -20,12 +20,13 @@ use bge_m3::{EmbedRequest, Embedder, EmbedderOptions, Outputs, Tokenizer};
 
 use compare::{ReferenceRecord, TextComparison, Tolerances};
 
+use crate::model_source::ModelArgs;
+
 /// Arguments of `bge-m3 verify`.
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
-    /// Model folder: model.onnx, its external data and tokenizer.json.
-    #[arg(long, env = "BGE_M3_MODEL")]
-    model: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
 
     /// Reference dump written by python/dump_reference.py (JSONL).
     #[arg(long)]
@@ -55,8 +56,9 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     if let Some(threads) = args.threads {
         options = options.with_threads(threads);
     }
-    let embedder = Embedder::try_new(&args.model, options)
-        .with_context(|| format!("failed to load the model in {}", args.model.display()))?;
+    let model_dir = args.model.resolve()?;
+    let embedder = Embedder::try_new(&model_dir, options)
+        .with_context(|| format!("failed to load the model {}", args.model.value()))?;
     let tolerances = Tolerances {
         dense: args.dense_tolerance,
         sparse: args.sparse_tolerance,
