@@ -14,7 +14,9 @@ use anyhow::Context as _;
 use bge_m3::{Embedder, EmbedderOptions, Outputs};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::input::{embed_error, read_chunk, InputFormat, RecordReader};
+use crate::input::{
+    embed_error, input_name, read_chunk, stop_on_input_error, InputFormat, RecordReader,
+};
 use crate::model_source::ModelArgs;
 use crate::output::Record;
 
@@ -120,8 +122,7 @@ pub fn run(args: &EmbedArgs) -> anyhow::Result<ExitCode> {
         write_chunk(&embedder, &chunk.records, args.tokens, &mut out, &progress)?;
         if let Some(error) = chunk.error {
             progress.abandon();
-            eprintln!("error: {error}");
-            return Ok(ExitCode::from(1));
+            return stop_on_input_error(error, &input_name(args.input.as_deref()));
         }
         if chunk.is_last {
             break;

@@ -2,7 +2,8 @@
 //!
 //! Lines are split on `\n` only. Texts may contain U+2028, U+0085, vertical tab and
 //! form feed, which other line splitters (Python's `str.splitlines`) treat as line
-//! breaks.
+//! breaks. A UTF-8 byte order mark at the start of the input is removed. In JSONL
+//! input, lines with only whitespace are not records and are skipped.
 
 use std::io::BufRead;
 
@@ -13,14 +14,14 @@ use serde::Deserialize;
 pub enum InputFormat {
     /// The line is the text. A trailing `\r` (Windows line ending) is removed.
     PlainText,
-    /// The line is a JSON object with a string field `text`.
+    /// The line is a JSON object with a string field `text`; blank lines are skipped.
     JsonLines,
 }
 
 /// An input line that could not be read as a record.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
-    /// The input could not be read.
+    /// The input could not be read; no later line can be read either.
     #[error("failed to read the input")]
     Read(#[source] std::io::Error),
     /// A line is not valid UTF-8.
@@ -42,6 +43,13 @@ pub enum InputError {
         #[source]
         source: serde_json::Error,
     },
+}
+
+impl InputError {
+    /// Returns whether reading cannot go on, as opposed to one invalid line.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, Self::Read(_))
+    }
 }
 
 #[derive(Deserialize)]
@@ -82,24 +90,37 @@ impl<R: BufRead> RecordReader<R> {
 
     /// Returns the next text, `None` at the end of the input.
     pub fn next_text(&mut self) -> Result<Option<String>, InputError> {
-        let format = self.format;
-        let line_number = self.line + 1;
-        let Some(line) = self.next_line()? else {
-            return Ok(None);
-        };
-        match format {
-            InputFormat::PlainText => Ok(Some(line.strip_suffix('\r').unwrap_or(line).to_owned())),
-            InputFormat::JsonLines => parse_json::<TextRecord>(line, line_number, TEXT_FIELDS)
-                .map(|record| Some(record.text)),
+        match self.format {
+            InputFormat::PlainText => {
+                let line = self.next_line()?;
+                Ok(line.map(|line| line.strip_suffix('\r').unwrap_or(line).to_owned()))
+            }
+            InputFormat::JsonLines => {
+                let record: Option<TextRecord> = self.next_json(TEXT_FIELDS)?;
+                Ok(record.map(|record| record.text))
+            }
         }
     }
 
     /// Returns the next query/passage pair of a JSONL input, `None` at the end.
     pub fn next_pair(&mut self) -> Result<Option<PairRecord>, InputError> {
-        let line_number = self.line + 1;
-        match self.next_line()? {
-            Some(line) => parse_json(line, line_number, PAIR_FIELDS).map(Some),
-            None => Ok(None),
+        self.next_json(PAIR_FIELDS)
+    }
+
+    /// Parses the next non-blank line as a JSON object.
+    fn next_json<T: for<'de> Deserialize<'de>>(
+        &mut self,
+        expected: &'static str,
+    ) -> Result<Option<T>, InputError> {
+        loop {
+            let line_number = self.line + 1;
+            let Some(line) = self.next_line()? else {
+                return Ok(None);
+            };
+            if line.trim().is_empty() {
+                continue;
+            }
+            return parse_object(line, line_number, expected).map(Some);
         }
     }
 
@@ -117,7 +138,14 @@ impl<R: BufRead> RecordReader<R> {
         if self.buffer.last() == Some(&b'\n') {
             self.buffer.pop();
         }
-        let line = std::str::from_utf8(&self.buffer).map_err(|error| InputError::InvalidUtf8 {
+        let bytes = match self.line {
+            1 => self
+                .buffer
+                .strip_prefix(b"\xef\xbb\xbf")
+                .unwrap_or(&self.buffer),
+            _ => &self.buffer[..],
+        };
+        let line = std::str::from_utf8(bytes).map_err(|error| InputError::InvalidUtf8 {
             line: self.line,
             byte: error.valid_up_to(),
         })?;
@@ -163,6 +191,24 @@ pub fn read_chunk<T>(
     }
 }
 
+/// Ends a run stopped by an input error: a read failure is fatal and returned as an
+/// error (exit code 2); an invalid line is reported and gives exit code 1.
+pub fn stop_on_input_error(
+    error: InputError,
+    input_name: &str,
+) -> anyhow::Result<std::process::ExitCode> {
+    if error.is_fatal() {
+        return Err(anyhow::Error::new(error).context(format!("failed to read {input_name}")));
+    }
+    eprintln!("error: {error}");
+    Ok(std::process::ExitCode::from(1))
+}
+
+/// Returns the name of an input for messages: its path, or "stdin".
+pub fn input_name(path: Option<&std::path::Path>) -> String {
+    path.map_or_else(|| "stdin".to_owned(), |path| path.display().to_string())
+}
+
 /// Adds the input record number to an embedding error about one text of a chunk
 /// whose first record is `first_record` (1-based).
 pub fn embed_error(error: bge_m3::Error, first_record: usize) -> anyhow::Error {
@@ -175,16 +221,24 @@ pub fn embed_error(error: bge_m3::Error, first_record: usize) -> anyhow::Error {
     }
 }
 
-fn parse_json<T: for<'de> Deserialize<'de>>(
+/// Parses a line that must be a JSON object (serde would also read a struct from an
+/// array, so the shape is checked first).
+fn parse_object<T: for<'de> Deserialize<'de>>(
     line: &str,
     line_number: usize,
     expected: &'static str,
 ) -> Result<T, InputError> {
-    serde_json::from_str(line).map_err(|source| InputError::InvalidJson {
+    let invalid = |source| InputError::InvalidJson {
         line: line_number,
         expected,
         source,
-    })
+    };
+    let value: serde_json::Value = serde_json::from_str(line).map_err(invalid)?;
+    if !value.is_object() {
+        let error = <serde_json::Error as serde::de::Error>::custom("found another JSON value");
+        return Err(invalid(error));
+    }
+    serde_json::from_value(value).map_err(invalid)
 }
 
 #[cfg(test)]
@@ -233,6 +287,36 @@ mod tests {
         let (texts, error) = read_all(input.as_bytes(), InputFormat::JsonLines);
         assert!(error.is_none());
         assert_eq!(texts, vec!["a\u{2028}b", ""]);
+    }
+
+    #[test]
+    fn jsonl_skips_blank_lines() {
+        let (texts, error) = read_all(
+            b"{\"text\": \"a\"}\n\n  \n{\"text\": \"b\"}\n\n",
+            InputFormat::JsonLines,
+        );
+        assert!(error.is_none());
+        assert_eq!(texts, vec!["a", "b"]);
+    }
+
+    #[test]
+    fn jsonl_rejects_array() {
+        let (texts, error) = read_all(b"[\"a\"]\n", InputFormat::JsonLines);
+        assert!(texts.is_empty());
+        let message = error.unwrap().to_string();
+        assert!(message.contains("line 1"), "{message}");
+    }
+
+    #[test]
+    fn leading_bom_is_removed() {
+        let (texts, _) = read_all(b"\xef\xbb\xbf{\"text\": \"a\"}\n", InputFormat::JsonLines);
+        assert_eq!(texts, vec!["a"]);
+        let (texts, _) = read_all(b"\xef\xbb\xbfa\n\xef\xbb\xbfb\n", InputFormat::PlainText);
+        assert_eq!(
+            texts,
+            vec!["a", "\u{feff}b"],
+            "only the first line's BOM is removed"
+        );
     }
 
     #[test]

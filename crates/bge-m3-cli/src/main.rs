@@ -4,6 +4,7 @@
 //! 1 an input record was invalid (the output before it is complete), 2 a usage or
 //! fatal error such as a model that does not load.
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -57,19 +58,28 @@ fn main() -> ExitCode {
 }
 
 fn init_logging() {
+    // ONNX Runtime's own log lines repeat the errors that the engine returns, so they
+    // are off unless RUST_LOG asks for them.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,ort=off"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 
 /// Returns whether the error is a closed stdout, as when the output is piped to `head`.
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    // serde_json keeps the io::Error of a failed write inside its own error type, and
+    // its `source()` skips it, so both types are checked.
     error.chain().any(|cause| {
-        cause
+        let io_kind = cause
             .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            .map(std::io::Error::kind);
+        let json_kind = cause
+            .downcast_ref::<serde_json::Error>()
+            .and_then(serde_json::Error::io_error_kind);
+        io_kind.or(json_kind) == Some(std::io::ErrorKind::BrokenPipe)
     })
 }

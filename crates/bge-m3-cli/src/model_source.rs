@@ -28,9 +28,17 @@ impl ModelArgs {
         let source = ModelSource::parse(&self.model)?;
         let options = HubOptions::from_env().with_revision(&self.revision);
         let mut progress = DownloadBar::new();
-        source
-            .resolve(&options, &mut progress)
-            .with_context(|| format!("failed to get the model {}", self.model))
+        source.resolve(&options, &mut progress).with_context(|| {
+            let mut message = format!("failed to get the model {}", self.model);
+            if !std::path::Path::new(&self.model).is_dir() {
+                let here = std::env::current_dir().unwrap_or_default();
+                message += &format!(
+                    " (no folder of that name in {}, so it was looked up as a Hub repository)",
+                    here.display()
+                );
+            }
+            message
+        })
     }
 
     /// Returns the `--model` value as given.

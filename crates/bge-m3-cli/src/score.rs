@@ -19,7 +19,9 @@ use bge_m3::{
 };
 use serde::Serialize;
 
-use crate::input::{embed_error, read_chunk, InputFormat, PairRecord, RecordReader};
+use crate::input::{
+    embed_error, input_name, read_chunk, stop_on_input_error, InputFormat, PairRecord, RecordReader,
+};
 use crate::model_source::ModelArgs;
 use crate::output::sparse_by_text;
 
@@ -46,7 +48,7 @@ pub struct ScoreArgs {
     jsonl: bool,
 
     /// Weights of the dense, sparse and ColBERT scores in the combined scores.
-    #[arg(long, value_delimiter = ',', default_values_t = [1.0, 1.0, 1.0])]
+    #[arg(long, value_delimiter = ',', default_value = "1,1,1")]
     weights: Vec<f32>,
 
     /// Max length of queries in tokens.
@@ -58,7 +60,7 @@ pub struct ScoreArgs {
     max_passage_length: usize,
 
     /// Add the shared tokens behind each sparse score, keyed by token text (pairs only).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "queries")]
     tokens: bool,
 
     /// Max padded tokens in one model call (texts × longest text).
@@ -87,14 +89,7 @@ impl ScoreArgs {
             sparse,
             colbert,
         };
-        if !(dense + sparse > 0.0 && dense + sparse + colbert > 0.0)
-            || self.weights.iter().any(|w| !w.is_finite())
-        {
-            bail!(
-                "invalid --weights {dense},{sparse},{colbert}: they must be finite, and both \
-                 dense + sparse and their sum with colbert must be positive"
-            );
-        }
+        weights.validate().context("invalid --weights")?;
         Ok(weights)
     }
 
@@ -119,6 +114,7 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
         weights,
         query_request: EmbedRequest::new(Outputs::ALL, args.max_query_length),
         passage_request: EmbedRequest::new(Outputs::ALL, args.max_passage_length),
+        input_name: input_name(args.input.as_deref()),
     };
     match (&args.queries, &args.passages) {
         (Some(queries), Some(passages)) => {
@@ -153,6 +149,7 @@ struct Scorer<'a> {
     weights: ScoreWeights,
     query_request: EmbedRequest,
     passage_request: EmbedRequest,
+    input_name: String,
 }
 
 /// One output line of pair scoring.
@@ -230,8 +227,7 @@ impl Scorer<'_> {
             self.write_pair_chunk(&chunk.records, written + 1, token_texts, out)?;
             written += chunk.records.len();
             if let Some(error) = chunk.error {
-                eprintln!("error: {error}");
-                return Ok(ExitCode::from(1));
+                return stop_on_input_error(error, &self.input_name);
             }
             if chunk.is_last {
                 return Ok(ExitCode::SUCCESS);

@@ -291,3 +291,60 @@ fn non_finite_output_names_the_record() {
     assert!(message.contains("input record 4"), "{message}");
     assert!(message.contains("non-finite"), "{message}");
 }
+
+/// A reader that closes the pipe early, like `head -1`, ends the run quietly.
+#[test]
+fn closed_stdout_exits_quietly() {
+    use std::io::BufRead as _;
+
+    let mut child = bge_m3()
+        .args(["embed", "--chunk-size", "16", "--model"])
+        .arg(tiny_model_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input: String = (0..600).map(|i| format!("text {i}\n")).collect();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert!(first.starts_with("{\"dense\""), "{first}");
+    drop(stdout);
+    writer.join().unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(output.stderr.is_empty(), "{}", stderr(&output));
+}
+
+#[test]
+fn unreadable_input_is_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = bge_m3();
+    command
+        .arg("embed")
+        .arg("--model")
+        .arg(tiny_model_dir())
+        .arg("--input")
+        .arg(dir.path());
+    let output = run_with_input(command, b"");
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(
+        message.contains(&dir.path().display().to_string()),
+        "{message}"
+    );
+    assert!(message.contains("directory"), "{message}");
+}
+
+#[test]
+fn jsonl_blank_lines_and_bom_are_accepted() {
+    let input = b"\xef\xbb\xbf{\"text\": \"one\"}\n\n{\"text\": \"two\"}\n\n";
+    let output = embed(&tiny_model_dir(), &["--jsonl", "--dense"], input);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout_records(&output).len(), 2);
+}

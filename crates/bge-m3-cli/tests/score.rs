@@ -191,3 +191,21 @@ fn embed_tokens_keys_sparse_by_text() {
         assert_eq!(keyed, Some(weight), "weight of token {id} ({text:?})");
     }
 }
+
+#[test]
+fn score_extreme_weights_stay_finite() {
+    let input = b"{\"query\": \"What is BGE-M3?\", \"passage\": \"An embedding model.\"}\n";
+    let output = lines(&run(&["score", "--weights=3e38,3e38,3e38"], input));
+    for kind in KINDS {
+        let value = output[0][kind].as_f64();
+        assert!(
+            value.is_some_and(f64::is_finite),
+            "{kind}: {}",
+            output[0][kind]
+        );
+    }
+    let dense = output[0]["dense"].as_f64().unwrap();
+    let sparse = output[0]["sparse"].as_f64().unwrap();
+    let sparse_dense = output[0]["sparse+dense"].as_f64().unwrap();
+    assert!((sparse_dense - (dense + sparse) / 2.0).abs() < 1e-5);
+}

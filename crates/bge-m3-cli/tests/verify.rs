@@ -112,3 +112,34 @@ fn verify_rejects_invalid_reference_line() {
     assert!(stderr.contains("line 1"), "{stderr}");
     assert!(stderr.contains("dump_reference.py"), "{stderr}");
 }
+
+#[test]
+fn verify_fails_on_other_dense_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = altered_dump(dir.path(), 5, |record| {
+        record["dense"].as_array_mut().unwrap().pop();
+    });
+    let output = Command::new(env!("CARGO_BIN_EXE_bge-m3"))
+        .args(["verify", "--dense-tolerance", "inf", "--model"])
+        .arg(fixtures_dir().join("tiny-bge-m3"))
+        .arg("--reference")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("dense has 32 values, the reference 31"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn verify_rejects_empty_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.jsonl");
+    std::fs::write(&path, "").unwrap();
+    let output = verify(&path);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no records"));
+}

@@ -76,6 +76,7 @@ impl Embedder {
         pairs: &[(Q, P)],
         options: &ScoreOptions,
     ) -> Result<Vec<PairScores>> {
+        options.weights.validate()?;
         let queries: Vec<&str> = pairs.iter().map(|(query, _)| query.as_ref()).collect();
         let passages: Vec<&str> = pairs.iter().map(|(_, passage)| passage.as_ref()).collect();
         let (queries, passages) = self.embed_for_scores(&queries, &passages, options)?;
@@ -94,6 +95,7 @@ impl Embedder {
         passages: &[P],
         options: &ScoreOptions,
     ) -> Result<Vec<Vec<PairScores>>> {
+        options.weights.validate()?;
         let (queries, passages) = self.embed_for_scores(queries, passages, options)?;
         Ok(queries
             .iter()

@@ -10,6 +10,7 @@
 //!
 //! All sums run in `f32`, as the reference does on CPU in fp32.
 
+use crate::error::{Error, Result};
 use crate::heads::{MultiVector, SparseEmbedding};
 
 /// Weights of the dense, sparse and ColBERT scores in the combined scores.
@@ -33,6 +34,28 @@ impl ScoreWeights {
         sparse: 0.2,
         colbert: 0.4,
     };
+}
+
+impl ScoreWeights {
+    /// Checks that the weights give finite combined scores: each is finite, and the
+    /// sums `dense + sparse` and `dense + sparse + colbert` are positive.
+    pub fn validate(&self) -> Result<()> {
+        let all_finite = [self.dense, self.sparse, self.colbert]
+            .iter()
+            .all(|w| w.is_finite());
+        let pair_sum = f64::from(self.dense) + f64::from(self.sparse);
+        let total = pair_sum + f64::from(self.colbert);
+        if all_finite && pair_sum > 0.0 && total > 0.0 {
+            return Ok(());
+        }
+        Err(Error::InvalidOption {
+            name: "score weights",
+            value: format!("{},{},{}", self.dense, self.sparse, self.colbert),
+            reason: "each must be finite, and both dense + sparse and dense + sparse + colbert \
+                     must be positive"
+                .to_owned(),
+        })
+    }
 }
 
 impl Default for ScoreWeights {
@@ -62,19 +85,22 @@ pub struct PairScores {
 
 impl PairScores {
     /// Combines the three scores with the weights, as `compute_score` does.
+    ///
+    /// The weighted means are computed in `f64`, so that extreme weights cannot
+    /// overflow; with weights that pass [`ScoreWeights::validate`] they are finite.
     pub fn combine(dense: f32, sparse: f32, colbert: f32, weights: ScoreWeights) -> Self {
-        let sparse_dense =
-            (sparse * weights.sparse + dense * weights.dense) / (weights.sparse + weights.dense);
-        let weight_sum = weights.dense + weights.sparse + weights.colbert;
-        let colbert_sparse_dense =
-            (colbert * weights.colbert + sparse * weights.sparse + dense * weights.dense)
-                / weight_sum;
+        let (d, s, c) = (f64::from(dense), f64::from(sparse), f64::from(colbert));
+        let w_d = f64::from(weights.dense);
+        let w_s = f64::from(weights.sparse);
+        let w_c = f64::from(weights.colbert);
+        let sparse_dense = (s * w_s + d * w_d) / (w_s + w_d);
+        let colbert_sparse_dense = (c * w_c + s * w_s + d * w_d) / (w_d + w_s + w_c);
         Self {
             dense,
             sparse,
             colbert,
-            sparse_dense,
-            colbert_sparse_dense,
+            sparse_dense: sparse_dense as f32,
+            colbert_sparse_dense: colbert_sparse_dense as f32,
         }
     }
 }
@@ -202,6 +228,38 @@ mod tests {
         let query = rows(2, &[1.0, 0.0]);
         let passage = rows(2, &[-1.0, 0.0]);
         assert_near(colbert_score(&query, &passage), -1.0);
+    }
+
+    #[test]
+    fn weights_that_overflow_stay_finite() {
+        let huge = ScoreWeights {
+            dense: 3e38,
+            sparse: 3e38,
+            colbert: 3e38,
+        };
+        assert!(huge.validate().is_ok());
+        let scores = PairScores::combine(0.9, 0.3, 0.6, huge);
+        assert_near(scores.sparse_dense, 0.6);
+        assert_near(scores.colbert_sparse_dense, 0.6);
+    }
+
+    #[test]
+    fn invalid_weights_are_rejected() {
+        let cases = [
+            [0.0, 0.0, 0.0],
+            [0.0, 0.0, 1.0],
+            [f32::NAN, 1.0, 1.0],
+            [f32::INFINITY, 1.0, 1.0],
+            [1.0, -1.0, 0.5],
+        ];
+        for [dense, sparse, colbert] in cases {
+            let weights = ScoreWeights {
+                dense,
+                sparse,
+                colbert,
+            };
+            assert!(weights.validate().is_err(), "{weights:?}");
+        }
     }
 
     #[test]

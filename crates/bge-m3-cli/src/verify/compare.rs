@@ -34,6 +34,10 @@ pub struct Tolerances {
 #[derive(Debug)]
 pub struct TextComparison {
     pub ids_equal: bool,
+    /// Value counts of the dense vectors: engine, reference.
+    pub dense_lengths: (usize, usize),
+    /// Whether every ColBERT row has as many values on both sides.
+    pub colbert_row_lengths_equal: bool,
     pub tokens: usize,
     pub dense_cosine: f32,
     pub dense_max_diff: f32,
@@ -73,8 +77,14 @@ impl TextComparison {
                 .map(|(row, expected)| max_abs_diff(row, expected))
                 .fold(0.0, nan_max)
         });
+        let colbert_row_lengths_equal = colbert
+            .iter()
+            .zip(&reference.colbert)
+            .all(|(row, expected)| row.len() == expected.len());
         Self {
             ids_equal: ids == reference.input_ids,
+            dense_lengths: (dense.len(), reference.dense.len()),
+            colbert_row_lengths_equal,
             tokens: ours.tokens,
             dense_cosine: cosine(dense, &reference.dense),
             dense_max_diff: max_abs_diff(dense, &reference.dense),
@@ -90,7 +100,12 @@ impl TextComparison {
         if !self.ids_equal {
             reasons.push("token ids differ".to_owned());
         }
-        if !within(self.dense_max_diff, tolerances.dense) {
+        if self.dense_lengths.0 != self.dense_lengths.1 {
+            reasons.push(format!(
+                "dense has {} values, the reference {}",
+                self.dense_lengths.0, self.dense_lengths.1
+            ));
+        } else if !within(self.dense_max_diff, tolerances.dense) {
             reasons.push(format!("dense differs by {:e}", self.dense_max_diff));
         }
         if !self.sparse.same_keys {
@@ -101,6 +116,9 @@ impl TextComparison {
                 "a sparse weight differs by {:e}",
                 self.sparse.max_diff
             ));
+        }
+        if !self.colbert_row_lengths_equal {
+            reasons.push("ColBERT rows have other lengths than the reference's".to_owned());
         }
         match self.colbert_max_diff {
             None => reasons.push(format!(
@@ -264,6 +282,28 @@ mod tests {
             "{failures:?}"
         );
         assert!(failures.iter().any(|f| f.contains("rows")), "{failures:?}");
+    }
+
+    #[test]
+    fn other_lengths_fail_at_any_tolerance() {
+        let mut altered = reference();
+        altered.dense.pop();
+        altered.colbert[1].pop();
+        let comparison = TextComparison::new(&ours(), &[0, 5, 2], &altered);
+        let infinite = Tolerances {
+            dense: f32::INFINITY,
+            sparse: f32::INFINITY,
+            colbert: f32::INFINITY,
+        };
+        let failures = comparison.failures(infinite);
+        assert!(
+            failures.iter().any(|f| f.contains("dense has 2 values")),
+            "{failures:?}"
+        );
+        assert!(
+            failures.iter().any(|f| f.contains("other lengths")),
+            "{failures:?}"
+        );
     }
 
     #[test]

@@ -33,15 +33,15 @@ pub struct VerifyArgs {
     reference: PathBuf,
 
     /// Max absolute difference allowed in a dense value.
-    #[arg(long, default_value_t = 1e-5)]
+    #[arg(long, default_value_t = 1e-5, value_parser = parse_tolerance)]
     dense_tolerance: f32,
 
     /// Max absolute difference allowed in a sparse weight.
-    #[arg(long, default_value_t = 1e-5)]
+    #[arg(long, default_value_t = 1e-5, value_parser = parse_tolerance)]
     sparse_tolerance: f32,
 
     /// Max absolute difference allowed in a ColBERT value.
-    #[arg(long, default_value_t = 1e-5)]
+    #[arg(long, default_value_t = 1e-5, value_parser = parse_tolerance)]
     colbert_tolerance: f32,
 
     /// ONNX Runtime intra-op threads (default: the number of CPUs available).
@@ -52,6 +52,12 @@ pub struct VerifyArgs {
 /// Runs `bge-m3 verify`.
 pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let records = read_reference(&args.reference)?;
+    if records.is_empty() {
+        anyhow::bail!(
+            "the reference {} has no records; write it with python/dump_reference.py",
+            args.reference.display()
+        );
+    }
     let mut options = EmbedderOptions::new();
     if let Some(threads) = args.threads {
         options = options.with_threads(threads);
@@ -89,6 +95,15 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+fn parse_tolerance(value: &str) -> Result<f32, String> {
+    let tolerance: f32 = value.parse().map_err(|error| format!("{error}"))?;
+    if tolerance >= 0.0 {
+        Ok(tolerance)
+    } else {
+        Err("a tolerance must be a number >= 0".to_owned())
+    }
 }
 
 fn read_reference(path: &PathBuf) -> anyhow::Result<Vec<ReferenceRecord>> {
