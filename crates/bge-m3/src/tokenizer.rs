@@ -9,6 +9,7 @@
 //! characters.
 
 use std::path::Path;
+use std::sync::OnceLock;
 
 use serde_json::Value;
 use tokenizers::{Encoding, TruncationDirection, TruncationParams, TruncationStrategy};
@@ -53,6 +54,8 @@ pub struct TokenizedText {
 #[derive(Debug, Clone)]
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
+    /// A copy of `inner` without truncation, made on the first `count_tokens` call.
+    untruncated: OnceLock<tokenizers::Tokenizer>,
     special_ids: SpecialIds,
     max_length: usize,
 }
@@ -84,6 +87,7 @@ impl Tokenizer {
         let special_ids = read_special_ids(&inner, files)?;
         Ok(Self {
             inner,
+            untruncated: OnceLock::new(),
             special_ids,
             max_length,
         })
@@ -114,6 +118,28 @@ impl Tokenizer {
                 source,
             })?;
         Ok(to_tokenized(encoding))
+    }
+
+    /// Counts the tokens of one text without truncation, `<s>` and `</s>` included;
+    /// `input_index` names it in errors.
+    ///
+    /// The first call copies the tokenizer once (a copy without truncation), so a
+    /// caller that only needs counts for truncated texts pays for it only then.
+    pub fn count_tokens(&self, text: &str, input_index: usize) -> Result<usize> {
+        let untruncated = self.untruncated.get_or_init(|| {
+            let mut copy = self.inner.clone();
+            // tokenizers only validates truncation parameters, and `None` has none.
+            copy.with_truncation(None)
+                .expect("removing truncation cannot fail");
+            copy
+        });
+        let encoding = untruncated
+            .encode(text, true)
+            .map_err(|source| Error::Tokenize {
+                input_index,
+                source,
+            })?;
+        Ok(encoding.get_ids().len())
     }
 }
 
