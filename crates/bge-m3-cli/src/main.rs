@@ -24,13 +24,23 @@ struct Cli {
 enum Command {
     /// Embed texts, one per input line, and write one JSON object per text.
     Embed(embed::EmbedArgs),
+    /// Serve embeddings over HTTP (OpenAI, text-embeddings-inference and native routes).
+    Serve(bge_m3_server::ServeArgs),
 }
 
 fn main() -> ExitCode {
-    init_logging();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Embed(args) => embed::run(&args),
+        Command::Embed(args) => {
+            init_logging("warn");
+            embed::run(&args)
+        }
+        Command::Serve(args) => {
+            // A service logs its start, stop and errors, so info is shown by default.
+            // ONNX Runtime logs every graph optimisation at info, so it gets warn.
+            init_logging("info,ort=warn");
+            bge_m3_server::run(&args).map(|()| ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,
@@ -42,9 +52,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+/// Sends logs to stderr, filtered by `RUST_LOG`, else at `default_level`.
+fn init_logging(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
