@@ -38,6 +38,7 @@ pub use auth::ApiKey;
 pub use error::{ApiError, RETRY_AFTER_SECONDS};
 pub use input::TOKEN_IDS_REJECTED;
 pub use metrics::PREFIX as METRICS_PREFIX;
+pub use queue::Worker;
 pub use routes::{app, ROUTES};
 pub use serve::{run, serve};
 pub use state::{AppState, Limits, ModelInfo, StartError};

@@ -10,7 +10,7 @@ use crate::auth::ApiKey;
 use crate::error::ApiError;
 use crate::input::Inputs;
 use crate::metrics::Metrics;
-use crate::queue::{queue, QueueHandle};
+use crate::queue::{queue, QueueHandle, Worker};
 use crate::tokenize::{tokenize, Truncation};
 
 /// Errors that stop the server from starting.
@@ -103,13 +103,22 @@ impl AppState {
     /// The worker thread stops by itself once every clone of the state is dropped and
     /// the texts already queued are embedded.
     pub fn try_new(args: &ServeArgs) -> Result<Self, StartError> {
+        let (state, worker) = Self::try_new_paused(args)?;
+        worker.spawn().map_err(|source| StartError::SpawnWorker { source })?;
+        Ok(state)
+    }
+
+    /// Loads the model like [`AppState::try_new`] but returns the queue worker
+    /// without running it. Requests wait in the queue, holding their tokens, until
+    /// the caller runs the worker, so tests can fill the queue or make requests share
+    /// one batch.
+    pub fn try_new_paused(args: &ServeArgs) -> Result<(Self, Worker), StartError> {
         validate(args)?;
         let embedder = Arc::new(load(args)?);
         let dimensions = warm_up(&embedder)?;
         let metrics = Arc::new(Metrics::default());
         let queued = QueuedTokens::new(args.max_queued_tokens);
         let (queue, worker) = queue(Arc::clone(&embedder), Arc::clone(&metrics), queued);
-        worker.spawn().map_err(|source| StartError::SpawnWorker { source })?;
 
         let info = ModelInfo {
             name: args.model_name(),
@@ -131,9 +140,10 @@ impl AppState {
             limits,
             api_key: args.api_key.clone(),
         };
-        Ok(Self {
+        let state = Self {
             shared: Arc::new(shared),
-        })
+        };
+        Ok((state, worker))
     }
 
     /// Checks the inputs of a request, tokenizes them and embeds them through the
