@@ -8,6 +8,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
+use serde_json::error::Category;
 
 use crate::error::ApiError;
 
@@ -26,8 +27,13 @@ pub fn parse_json<T: DeserializeOwned>(
     })?;
     let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        // A cut-off body concerns the whole body, not the field being read.
+        let field = match error.inner().classify() {
+            Category::Eof => ".".to_owned(),
+            _ => error.path().to_string(),
+        };
         ApiError::InvalidJson {
-            field: error.path().to_string(),
+            field,
             reason: error.inner().to_string(),
         }
     })?;
