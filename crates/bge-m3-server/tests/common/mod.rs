@@ -159,3 +159,36 @@ pub const SPARSE: Outputs = Outputs {
     sparse: true,
     colbert: false,
 };
+
+/// A server on a loopback port, stopped when [`LocalServer::stop`] is called.
+pub struct LocalServer {
+    pub address: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl LocalServer {
+    /// Starts a server for `args` on 127.0.0.1 with a free port.
+    pub async fn start(args: &ServeArgs) -> Self {
+        let state = AppState::try_new(args).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        let task = tokio::spawn(bge_m3_server::serve(listener, state, shutdown));
+        Self { address, stop, task }
+    }
+
+    /// Returns the base URL, such as `http://127.0.0.1:40123`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// Stops accepting connections and waits for the requests in flight.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap().unwrap();
+    }
+}
