@@ -52,7 +52,9 @@ fn read_lines(stderr: ChildStderr) -> mpsc::Receiver<String> {
 fn parse_address(line: &str) -> SocketAddr {
     let start = line.find("address=").expect("the line has an address") + "address=".len();
     let address = line[start..].split_whitespace().next().unwrap();
-    address.parse().unwrap_or_else(|_| panic!("invalid address in {line:?}"))
+    address
+        .parse()
+        .unwrap_or_else(|_| panic!("invalid address in {line:?}"))
 }
 
 /// Sends one HTTP/1.1 request and returns the status code and body.
@@ -67,7 +69,10 @@ fn request(address: SocketAddr, method: &str, path: &str, body: &str) -> (u16, S
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let status = response[9..12].parse().expect("a status code");
-    let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body).to_owned();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, body)| body)
+        .to_owned();
     (status, body)
 }
 
@@ -88,7 +93,10 @@ fn wait_until_busy(address: SocketAddr) {
 }
 
 fn terminate(child: &Child) {
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success(), "kill -TERM failed");
 }
 
@@ -103,8 +111,14 @@ fn serve_answers_and_stops_on_sigterm() {
     let exit = child.wait().unwrap();
     assert!(exit.success(), "exit status {exit}");
     let logged: Vec<String> = lines.try_iter().collect();
-    assert!(logged.iter().any(|line| line.contains("SIGTERM")), "{logged:#?}");
-    assert!(logged.iter().any(|line| line.contains("server stopped")), "{logged:#?}");
+    assert!(
+        logged.iter().any(|line| line.contains("SIGTERM")),
+        "{logged:#?}"
+    );
+    assert!(
+        logged.iter().any(|line| line.contains("server stopped")),
+        "{logged:#?}"
+    );
 }
 
 #[test]

@@ -80,7 +80,16 @@ mod tests {
         let second = gauge.try_admit(4).unwrap();
         assert_eq!(gauge.current(), 10);
         let error = gauge.try_admit(1).unwrap_err();
-        assert!(matches!(error, ApiError::Overloaded { queued: 10, max: 10 }), "{error}");
+        assert!(
+            matches!(
+                error,
+                ApiError::Overloaded {
+                    queued: 10,
+                    max: 10
+                }
+            ),
+            "{error}"
+        );
         drop(first);
         drop(second);
         assert_eq!(gauge.current(), 0);
@@ -90,6 +99,15 @@ mod tests {
     fn request_over_the_limit_never_fits() {
         let gauge = QueuedTokens::new(10);
         let error = gauge.try_admit(11).unwrap_err();
-        assert!(matches!(error, ApiError::RequestTooLarge { tokens: 11, max: 10 }), "{error}");
+        assert!(
+            matches!(
+                error,
+                ApiError::RequestTooLarge {
+                    tokens: 11,
+                    max: 10
+                }
+            ),
+            "{error}"
+        );
     }
 }

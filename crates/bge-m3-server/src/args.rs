@@ -94,6 +94,9 @@ impl ServeArgs {
             .canonicalize()
             .unwrap_or_else(|_| self.model.clone())
             .file_name()
-            .map_or_else(|| "bge-m3".to_owned(), |name| name.to_string_lossy().into_owned())
+            .map_or_else(
+                || "bge-m3".to_owned(),
+                |name| name.to_string_lossy().into_owned(),
+            )
     }
 }

@@ -47,7 +47,11 @@ impl FromStr for ApiKey {
 
 /// Rejects a request with 401 unless it carries `Authorization: Bearer <key>`, when
 /// the server has a key.
-pub async fn require_api_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn require_api_key(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let Some(key) = state.api_key() else {
         return next.run(request).await;
     };

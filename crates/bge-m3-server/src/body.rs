@@ -71,7 +71,10 @@ mod tests {
     #[test]
     fn missing_field_is_named() {
         let error = parse(r#"{"count": 1}"#).unwrap_err();
-        assert!(error.to_string().contains("missing field `input`"), "{error}");
+        assert!(
+            error.to_string().contains("missing field `input`"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -44,7 +44,9 @@ pub enum ApiError {
     },
 
     /// The request has more inputs than `--max-inputs`.
-    #[error("request has {count} inputs, more than the limit of {max}; split it into smaller requests")]
+    #[error(
+        "request has {count} inputs, more than the limit of {max}; split it into smaller requests"
+    )]
     TooManyInputs {
         /// Inputs in the request.
         count: usize,

@@ -128,7 +128,10 @@ mod tests {
     fn token_ids_are_rejected() {
         for json in ["[1, 2, 3]", "[[1, 2], [3]]", "[\"a\", 5]"] {
             let error = parse(json).unwrap_err().to_string();
-            assert!(error.contains("token ids are not accepted"), "{json}: {error}");
+            assert!(
+                error.contains("token ids are not accepted"),
+                "{json}: {error}"
+            );
         }
     }
 

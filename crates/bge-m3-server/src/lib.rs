@@ -33,7 +33,9 @@ mod state;
 mod tokenize;
 mod vector;
 
-pub use args::{ServeArgs, DEFAULT_MAX_INPUTS, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MAX_QUEUED_TOKENS};
+pub use args::{
+    ServeArgs, DEFAULT_MAX_INPUTS, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MAX_QUEUED_TOKENS,
+};
 pub use auth::ApiKey;
 pub use error::{ApiError, RETRY_AFTER_SECONDS};
 pub use input::TOKEN_IDS_REJECTED;

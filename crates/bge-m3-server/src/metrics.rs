@@ -92,7 +92,10 @@ impl Metrics {
     /// the label set stays bounded.
     pub fn record_request(&self, route: &str, status: u16, duration: Duration) {
         let mut registry = self.lock();
-        *registry.requests.entry((route.to_owned(), status)).or_default() += 1;
+        *registry
+            .requests
+            .entry((route.to_owned(), status))
+            .or_default() += 1;
         registry
             .request_duration
             .entry(route.to_owned())
@@ -109,9 +112,13 @@ impl Metrics {
     pub fn record_batch(&self, batch: BatchRecord) {
         let mut registry = self.lock();
         registry.batches += 1;
-        registry.batch_duration.observe(batch.duration.as_secs_f64());
+        registry
+            .batch_duration
+            .observe(batch.duration.as_secs_f64());
         registry.batch_texts.observe(batch.texts as f64);
-        registry.batch_padded_tokens.observe(batch.padded_tokens as f64);
+        registry
+            .batch_padded_tokens
+            .observe(batch.padded_tokens as f64);
         if batch.failed {
             registry.batch_failures += 1;
         } else {
@@ -126,36 +133,93 @@ impl Metrics {
         let registry = self.lock();
         let mut out = String::new();
         render_requests(&mut out, &registry);
-        header(&mut out, QUEUE_DURATION, "histogram", "Seconds from entering the queue to the first model call of a request.");
+        header(
+            &mut out,
+            QUEUE_DURATION,
+            "histogram",
+            "Seconds from entering the queue to the first model call of a request.",
+        );
         registry.queue_duration.render(&mut out, QUEUE_DURATION, "");
         counter(&mut out, BATCHES, "Model calls.", registry.batches);
-        counter(&mut out, BATCH_FAILURES, "Model calls that failed.", registry.batch_failures);
-        header(&mut out, BATCH_DURATION, "histogram", "Seconds of one model call.");
+        counter(
+            &mut out,
+            BATCH_FAILURES,
+            "Model calls that failed.",
+            registry.batch_failures,
+        );
+        header(
+            &mut out,
+            BATCH_DURATION,
+            "histogram",
+            "Seconds of one model call.",
+        );
         registry.batch_duration.render(&mut out, BATCH_DURATION, "");
-        header(&mut out, BATCH_TEXTS, "histogram", "Texts in one model call.");
+        header(
+            &mut out,
+            BATCH_TEXTS,
+            "histogram",
+            "Texts in one model call.",
+        );
         registry.batch_texts.render(&mut out, BATCH_TEXTS, "");
-        header(&mut out, BATCH_PADDED_TOKENS, "histogram", "Tokens of one model call, padding included.");
-        registry.batch_padded_tokens.render(&mut out, BATCH_PADDED_TOKENS, "");
-        counter(&mut out, EMBEDDED_TEXTS, "Texts embedded.", registry.embedded_texts);
-        counter(&mut out, EMBEDDED_TOKENS, "Tokens embedded, without padding.", registry.embedded_tokens);
-        header(&mut out, QUEUED_TOKENS, "gauge", "Tokens of the requests queued or running.");
+        header(
+            &mut out,
+            BATCH_PADDED_TOKENS,
+            "histogram",
+            "Tokens of one model call, padding included.",
+        );
+        registry
+            .batch_padded_tokens
+            .render(&mut out, BATCH_PADDED_TOKENS, "");
+        counter(
+            &mut out,
+            EMBEDDED_TEXTS,
+            "Texts embedded.",
+            registry.embedded_texts,
+        );
+        counter(
+            &mut out,
+            EMBEDDED_TOKENS,
+            "Tokens embedded, without padding.",
+            registry.embedded_tokens,
+        );
+        header(
+            &mut out,
+            QUEUED_TOKENS,
+            "gauge",
+            "Tokens of the requests queued or running.",
+        );
         let _ = writeln!(out, "{QUEUED_TOKENS} {queued_tokens}");
         out
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
         // A panic while holding the lock leaves plain counters behind, still usable.
-        self.registry.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.registry
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
 fn render_requests(out: &mut String, registry: &Registry) {
-    header(out, REQUESTS, "counter", "HTTP requests by route and status code.");
+    header(
+        out,
+        REQUESTS,
+        "counter",
+        "HTTP requests by route and status code.",
+    );
     for ((route, status), count) in &registry.requests {
         let route = escape(route);
-        let _ = writeln!(out, "{REQUESTS}{{route=\"{route}\",status=\"{status}\"}} {count}");
+        let _ = writeln!(
+            out,
+            "{REQUESTS}{{route=\"{route}\",status=\"{status}\"}} {count}"
+        );
     }
-    header(out, REQUEST_DURATION, "histogram", "Seconds from receiving a request to its response.");
+    header(
+        out,
+        REQUEST_DURATION,
+        "histogram",
+        "Seconds from receiving a request to its response.",
+    );
     for (route, histogram) in &registry.request_duration {
         let labels = format!("route=\"{}\",", escape(route));
         histogram.render(out, REQUEST_DURATION, &labels);
@@ -174,7 +238,10 @@ fn counter(out: &mut String, name: &str, help: &str, value: u64) {
 
 /// Escapes a label value as the text format requires.
 fn escape(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[derive(Debug, Clone)]
@@ -210,7 +277,11 @@ impl Histogram {
         cumulative += self.counts[self.bounds.len()];
         let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {cumulative}");
         let bare = labels.trim_end_matches(',');
-        let braces = if bare.is_empty() { String::new() } else { format!("{{{bare}}}") };
+        let braces = if bare.is_empty() {
+            String::new()
+        } else {
+            format!("{{{bare}}}")
+        };
         let _ = writeln!(out, "{name}_sum{braces} {}", self.sum);
         let _ = writeln!(out, "{name}_count{braces} {cumulative}");
     }
@@ -249,7 +320,9 @@ mod tests {
         });
         let text = metrics.render(5);
         for line in text.lines() {
-            let name = line.trim_start_matches("# HELP ").trim_start_matches("# TYPE ");
+            let name = line
+                .trim_start_matches("# HELP ")
+                .trim_start_matches("# TYPE ");
             assert!(name.starts_with(PREFIX), "{line}");
         }
         assert!(text.contains("bge_m3_requests_total{route=\"/embed\",status=\"200\"} 1\n"));

@@ -198,7 +198,11 @@ impl Worker {
         self.next_job += 1;
         for (text, tokenized) in job.texts.iter().enumerate() {
             let length = tokenized.ids.len();
-            self.pending.push_back(Entry { job: id, text, length });
+            self.pending.push_back(Entry {
+                job: id,
+                text,
+                length,
+            });
         }
         let state = JobState {
             results: vec![None; job.texts.len()],
@@ -223,7 +227,10 @@ impl Worker {
         if cancelled.is_empty() {
             return;
         }
-        tracing::debug!(jobs = cancelled.len(), "dropping requests whose client has gone");
+        tracing::debug!(
+            jobs = cancelled.len(),
+            "dropping requests whose client has gone"
+        );
         for id in cancelled {
             self.jobs.remove(&id);
             self.pending.retain(|entry| entry.job != id);
@@ -319,7 +326,10 @@ impl Worker {
     /// one, or of the whole batch.
     fn describe(&self, error: &bge_m3::Error, batch: &[Entry]) -> ModelError {
         let chain = error_chain(error);
-        match error.input_index().and_then(|position| Some((position, batch.get(position)?))) {
+        match error
+            .input_index()
+            .and_then(|position| Some((position, batch.get(position)?)))
+        {
             Some((position, entry)) => {
                 tracing::warn!(error = %chain, input = entry.text, batch_texts = batch.len(),
                     "model call failed for one input; running the rest of the batch again");
@@ -349,7 +359,10 @@ impl Worker {
             state.results[entry.text] = Some(keep_outputs(embedding, state.outputs));
             state.remaining -= 1;
             if state.remaining == 0 {
-                let state = self.jobs.remove(&entry.job).expect("the job was just found");
+                let state = self
+                    .jobs
+                    .remove(&entry.job)
+                    .expect("the job was just found");
                 let results = state.results.into_iter().flatten().collect();
                 // The client may have gone since; then nobody waits for the result.
                 let _ = state.reply.send(Ok(results));
@@ -426,7 +439,9 @@ mod tests {
     use std::path::PathBuf;
 
     fn fixture(name: &str) -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(name)
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures")
+            .join(name)
     }
 
     fn start(model: &str) -> (Arc<Embedder>, QueueHandle, Worker) {
@@ -437,7 +452,10 @@ mod tests {
     }
 
     fn tokenize(embedder: &Embedder, texts: &[&str]) -> Vec<TokenizedText> {
-        texts.iter().map(|text| embedder.tokenizer().encode(text, 0).unwrap()).collect()
+        texts
+            .iter()
+            .map(|text| embedder.tokenizer().encode(text, 0).unwrap())
+            .collect()
     }
 
     /// Sends jobs before the worker starts, so that its first batch holds them all.
@@ -465,7 +483,12 @@ mod tests {
     #[tokio::test]
     async fn jobs_sharing_a_batch_equal_jobs_alone() {
         let (embedder, handle, worker) = start("tiny-bge-m3");
-        let texts = ["short", "a somewhat longer text about embeddings", "", "x y z"];
+        let texts = [
+            "short",
+            "a somewhat longer text about embeddings",
+            "",
+            "x y z",
+        ];
         let dense_only = Outputs {
             dense: true,
             sparse: false,
@@ -482,12 +505,18 @@ mod tests {
         let alone = embedder.embed(&texts).unwrap();
         for (served, expected) in first.iter().zip(&alone[..2]) {
             assert_eq!(served.tokens, expected.tokens);
-            assert_close(served.dense.as_ref().unwrap(), expected.dense.as_ref().unwrap());
+            assert_close(
+                served.dense.as_ref().unwrap(),
+                expected.dense.as_ref().unwrap(),
+            );
             assert!(served.sparse.is_some());
             assert!(served.colbert.is_some());
         }
         for (served, expected) in second.iter().zip(&alone[2..]) {
-            assert_close(served.dense.as_ref().unwrap(), expected.dense.as_ref().unwrap());
+            assert_close(
+                served.dense.as_ref().unwrap(),
+                expected.dense.as_ref().unwrap(),
+            );
             assert!(served.sparse.is_none(), "sparse was not requested");
             assert!(served.colbert.is_none(), "ColBERT was not requested");
         }

@@ -27,7 +27,9 @@ async fn run_async(args: &ServeArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(address)
         .await
         .with_context(|| format!("failed to listen on {}:{}", args.host, args.port))?;
-    let local = listener.local_addr().context("failed to read the bound address")?;
+    let local = listener
+        .local_addr()
+        .context("failed to read the bound address")?;
     tracing::info!(
         address = %local,
         model = %state.info().name,

@@ -29,5 +29,8 @@ pub async fn signal() {
         () = ctrl_c => "SIGINT",
         () = terminate => "SIGTERM",
     };
-    tracing::info!(signal = name, "shutting down: finishing the requests in flight");
+    tracing::info!(
+        signal = name,
+        "shutting down: finishing the requests in flight"
+    );
 }

@@ -104,7 +104,9 @@ impl AppState {
     /// the texts already queued are embedded.
     pub fn try_new(args: &ServeArgs) -> Result<Self, StartError> {
         let (state, worker) = Self::try_new_paused(args)?;
-        worker.spawn().map_err(|source| StartError::SpawnWorker { source })?;
+        worker
+            .spawn()
+            .map_err(|source| StartError::SpawnWorker { source })?;
         Ok(state)
     }
 
@@ -161,7 +163,11 @@ impl AppState {
     }
 
     /// Returns the texts of a request after checking their number.
-    pub fn check_inputs(&self, inputs: Inputs, field: &'static str) -> Result<Vec<String>, ApiError> {
+    pub fn check_inputs(
+        &self,
+        inputs: Inputs,
+        field: &'static str,
+    ) -> Result<Vec<String>, ApiError> {
         let texts = inputs.into_texts();
         if texts.is_empty() {
             return Err(ApiError::InvalidField {
@@ -253,6 +259,8 @@ fn warm_up(embedder: &Embedder) -> Result<usize, StartError> {
     let embeddings = embedder
         .embed_with(&[""], dense_only, &mut |_| {})
         .map_err(|source| StartError::WarmUp { source })?;
-    let dense = embeddings.first().and_then(|embedding| embedding.dense.as_ref());
+    let dense = embeddings
+        .first()
+        .and_then(|embedding| embedding.dense.as_ref());
     Ok(dense.map_or(0, Vec::len))
 }

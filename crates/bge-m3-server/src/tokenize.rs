@@ -50,7 +50,9 @@ fn tokenize_all(
     let tokenizer = embedder.tokenizer();
     let mut tokenized = Vec::with_capacity(texts.len());
     for (index, text) in texts.iter().enumerate() {
-        let encoded = tokenizer.encode(text, index).map_err(|error| tokenize_error(index, &error))?;
+        let encoded = tokenizer
+            .encode(text, index)
+            .map_err(|error| tokenize_error(index, &error))?;
         if encoded.truncated && truncation == Truncation::Reject {
             let tokens = tokenizer
                 .count_tokens(text, index)
@@ -67,6 +69,10 @@ fn tokenize_all(
 }
 
 fn tokenize_error(input_index: usize, error: &bge_m3::Error) -> ApiError {
-    let reason = std::error::Error::source(error).map_or_else(|| error.to_string(), ToString::to_string);
-    ApiError::Tokenize { input_index, reason }
+    let reason =
+        std::error::Error::source(error).map_or_else(|| error.to_string(), ToString::to_string);
+    ApiError::Tokenize {
+        input_index,
+        reason,
+    }
 }

@@ -36,7 +36,10 @@ impl EncodingFormat {
 }
 
 fn to_base64(values: &[f32]) -> String {
-    let bytes: Vec<u8> = values.iter().flat_map(|value| value.to_le_bytes()).collect();
+    let bytes: Vec<u8> = values
+        .iter()
+        .flat_map(|value| value.to_le_bytes())
+        .collect();
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
@@ -49,12 +52,17 @@ mod tests {
         let Vector::Base64(text) = EncodingFormat::Base64.encode(vec![1.0, -2.5]) else {
             panic!("expected base64");
         };
-        let bytes = base64::engine::general_purpose::STANDARD.decode(text).unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .unwrap();
         assert_eq!(bytes, [0, 0, 128, 63, 0, 0, 32, 192]);
     }
 
     #[test]
     fn float_keeps_values() {
-        assert_eq!(EncodingFormat::Float.encode(vec![0.25]), Vector::Float(vec![0.25]));
+        assert_eq!(
+            EncodingFormat::Float.encode(vec![0.25]),
+            Vector::Float(vec![0.25])
+        );
     }
 }

@@ -46,7 +46,9 @@ async fn failed_batch_fails_only_its_requests() {
     for body in &bodies {
         let app = app.clone();
         let body = body.to_string();
-        tasks.push(tokio::spawn(async move { post(&app, "/v1/embeddings", &body).await }));
+        tasks.push(tokio::spawn(async move {
+            post(&app, "/v1/embeddings", &body).await
+        }));
     }
     let tokenizer = common::library(&nan_args());
     let all_tokens: usize = ["dog", "bird", "dog", "a cat", "fish"]
@@ -63,18 +65,36 @@ async fn failed_batch_fails_only_its_requests() {
     assert_eq!(replies[0].status, 200, "{}", replies[0].text());
     assert_eq!(replies[2].status, 200, "{}", replies[2].text());
     for reply in [&replies[0], &replies[2]] {
-        assert!(!reply.text().contains("null"), "no null in vectors: {}", reply.text());
+        assert!(
+            !reply.text().contains("null"),
+            "no null in vectors: {}",
+            reply.text()
+        );
     }
     assert_eq!(replies[1].status, 500);
-    let message = replies[1].json()["error"]["message"].as_str().unwrap().to_owned();
-    assert!(message.contains("non-finite value in the dense output of input 1"), "{message}");
+    let message = replies[1].json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("non-finite value in the dense output of input 1"),
+        "{message}"
+    );
 
     let reply = post(&app, "/v1/embeddings", r#"{"input": "dog"}"#).await;
-    assert_eq!(reply.status, 200, "the server keeps serving: {}", reply.text());
+    assert_eq!(
+        reply.status,
+        200,
+        "the server keeps serving: {}",
+        reply.text()
+    );
     let reply = send(&app, Method::GET, "/health", None).await;
     assert_eq!(reply.status, 200);
     let metrics = send(&app, Method::GET, "/metrics", None).await.text();
-    assert!(metrics.contains("bge_m3_batch_failures_total 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("bge_m3_batch_failures_total 1\n"),
+        "{metrics}"
+    );
     drop(app);
     worker.join().unwrap();
 }
@@ -84,14 +104,21 @@ async fn non_finite_output_is_500_on_every_route() {
     let app = bge_m3_server::app(AppState::try_new(&nan_args()).unwrap());
     let cases = [
         ("/v1/embeddings", json!({ "input": "a dog" })),
-        ("/v1/encode", json!({ "input": ["dog", "a dog"], "outputs": ["colbert"] })),
+        (
+            "/v1/encode",
+            json!({ "input": ["dog", "a dog"], "outputs": ["colbert"] }),
+        ),
         ("/embed", json!({ "inputs": "a dog" })),
         ("/embed_sparse", json!({ "inputs": ["a dog"] })),
     ];
     for (path, body) in cases {
         let reply = post(&app, path, &body.to_string()).await;
         assert_eq!(reply.status, 500, "{path}: {}", reply.text());
-        assert!(reply.text().contains("non-finite"), "{path}: {}", reply.text());
+        assert!(
+            reply.text().contains("non-finite"),
+            "{path}: {}",
+            reply.text()
+        );
         assert!(!reply.text().contains("null"), "{path}: {}", reply.text());
     }
     let reply = post(&app, "/embed", r#"{"inputs": "a dog"}"#).await;

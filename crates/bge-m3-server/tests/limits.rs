@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use axum::http::Method;
-use bge_m3_server::{app, AppState, ApiKey};
+use bge_m3_server::{app, ApiKey, AppState};
 use common::{app_for, post, send, send_with, tiny_args};
 use serde_json::json;
 
@@ -14,7 +14,10 @@ async fn long_input_gets_413_with_count() {
     let mut args = tiny_args();
     args.max_input_tokens = 16;
     let long = "many words in this text ".repeat(10);
-    let tokens = common::library(&args).tokenizer().count_tokens(&long, 0).unwrap();
+    let tokens = common::library(&args)
+        .tokenizer()
+        .count_tokens(&long, 0)
+        .unwrap();
     let body = json!({ "input": ["fine", long] }).to_string();
     let reply = post(&app_for(&args), "/v1/embeddings", &body).await;
     assert_eq!(reply.status, 413);
@@ -54,8 +57,14 @@ async fn too_many_inputs_get_413() {
     let app = app_for(&args);
     let reply = post(&app, "/v1/embeddings", r#"{"input": ["a", "b", "c", "d"]}"#).await;
     assert_eq!(reply.status, 413);
-    let message = reply.json()["error"]["message"].as_str().unwrap().to_owned();
-    assert!(message.contains("4 inputs, more than the limit of 3"), "{message}");
+    let message = reply.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("4 inputs, more than the limit of 3"),
+        "{message}"
+    );
 
     let reply = post(&app, "/embed", r#"{"inputs": ["a", "b", "c", "d"]}"#).await;
     assert_eq!(reply.status, 413);
@@ -74,7 +83,10 @@ async fn large_body_gets_413_json() {
     for path in ["/v1/embeddings", "/v1/encode", "/tokenize"] {
         let reply = post(&app, path, &body).await;
         assert_eq!(reply.status, 413, "{path}");
-        let message = reply.json()["error"]["message"].as_str().unwrap().to_owned();
+        let message = reply.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         assert!(message.contains("limit of 100 bytes"), "{path}: {message}");
     }
     let body = json!({ "inputs": "x".repeat(200) }).to_string();
@@ -112,7 +124,10 @@ async fn malformed_json_names_the_field() {
         assert_eq!(error["type"], "invalid_request_error", "{body}");
     }
     let reply = post(&app, "/v1/embeddings", r#"{"model": "m"}"#).await;
-    let message = reply.json()["error"]["message"].as_str().unwrap().to_owned();
+    let message = reply.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(message.contains("missing field `input`"), "{message}");
 }
 
@@ -133,7 +148,10 @@ async fn full_queue_gets_429_with_retry_after() {
     let reply = post(&app, "/v1/embeddings", r#"{"input": "hello world"}"#).await;
     assert_eq!(reply.status, 429, "{}", reply.text());
     assert_eq!(reply.headers["retry-after"], "1");
-    let message = reply.json()["error"]["message"].as_str().unwrap().to_owned();
+    let message = reply.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(message.contains("busy"), "{message}");
 
     let reply = post(&app, "/embed", r#"{"inputs": "hello world"}"#).await;
@@ -141,7 +159,11 @@ async fn full_queue_gets_429_with_retry_after() {
     assert_eq!(reply.json()["error_type"], "Overloaded");
 
     let worker = worker.spawn().unwrap();
-    assert_eq!(first.await.unwrap().status, 200, "the queued request completes");
+    assert_eq!(
+        first.await.unwrap().status,
+        200,
+        "the queued request completes"
+    );
     let reply = post(&app, "/v1/embeddings", r#"{"input": "hello world"}"#).await;
     assert_eq!(reply.status, 200, "the queue has room again");
     drop(app);
@@ -156,8 +178,14 @@ async fn request_over_queue_limit_gets_413() {
     let body = r#"{"input": ["hello world", "hello world"]}"#;
     let reply = post(&app_for(&args), "/v1/embeddings", body).await;
     assert_eq!(reply.status, 413, "{}", reply.text());
-    let message = reply.json()["error"]["message"].as_str().unwrap().to_owned();
-    assert!(message.contains("20 tokens, more than the queue limit of 16"), "{message}");
+    let message = reply.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("20 tokens, more than the queue limit of 16"),
+        "{message}"
+    );
 }
 
 async fn wait_for_queued_tokens(app: &axum::Router) {
@@ -193,7 +221,12 @@ async fn missing_api_key_gets_401() {
 #[tokio::test]
 async fn wrong_api_key_gets_401() {
     let app = keyed_app();
-    for header in ["Bearer s3cret-kez", "Bearer s3cret-key2", "s3cret-key", "Basic s3cret-key"] {
+    for header in [
+        "Bearer s3cret-kez",
+        "Bearer s3cret-key2",
+        "s3cret-key",
+        "Basic s3cret-key",
+    ] {
         let reply = send_with(
             &app,
             Method::POST,
@@ -211,7 +244,14 @@ async fn wrong_api_key_gets_401() {
 async fn right_api_key_is_accepted() {
     let app = keyed_app();
     let headers = [("authorization", "Bearer s3cret-key")];
-    let reply = send_with(&app, Method::POST, "/v1/embeddings", Some(r#"{"input": "x"}"#), &headers).await;
+    let reply = send_with(
+        &app,
+        Method::POST,
+        "/v1/embeddings",
+        Some(r#"{"input": "x"}"#),
+        &headers,
+    )
+    .await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     let reply = send_with(&app, Method::GET, "/info", None, &headers).await;
     assert_eq!(reply.status, 200);

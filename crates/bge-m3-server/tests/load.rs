@@ -62,9 +62,11 @@ impl Route {
             Self::TeiEmbed | Self::TeiSparse => json!({ "inputs": texts }),
             Self::Encode(outputs) => {
                 let mut names = Vec::new();
-                for (selected, name) in
-                    [(outputs.dense, "dense"), (outputs.sparse, "sparse"), (outputs.colbert, "colbert")]
-                {
+                for (selected, name) in [
+                    (outputs.dense, "dense"),
+                    (outputs.sparse, "sparse"),
+                    (outputs.colbert, "colbert"),
+                ] {
                     if selected {
                         names.push(name);
                     }
@@ -93,7 +95,16 @@ struct Served {
 /// 1 to about 500 tokens, on a random route with random outputs.
 fn plan(requests_per_client: usize) -> Vec<Vec<PlannedRequest>> {
     let mut rng = StdRng::seed_from_u64(20261204);
-    let words = ["embedding", "modèle", "Vektor", "検索", "sparse", "слово", "ColBERT", "token"];
+    let words = [
+        "embedding",
+        "modèle",
+        "Vektor",
+        "検索",
+        "sparse",
+        "слово",
+        "ColBERT",
+        "token",
+    ];
     let mut clients = Vec::with_capacity(CLIENTS);
     for _ in 0..CLIENTS {
         let mut requests = Vec::with_capacity(requests_per_client);
@@ -102,12 +113,16 @@ fn plan(requests_per_client: usize) -> Vec<Vec<PlannedRequest>> {
             let texts = (0..count)
                 .map(|_| {
                     let length = rng.random_range(0..=160);
-                    let chosen: Vec<&str> =
-                        (0..length).map(|_| words[rng.random_range(0..words.len())]).collect();
+                    let chosen: Vec<&str> = (0..length)
+                        .map(|_| words[rng.random_range(0..words.len())])
+                        .collect();
                     chosen.join(" ")
                 })
                 .collect();
-            requests.push(PlannedRequest { route: random_route(&mut rng), texts });
+            requests.push(PlannedRequest {
+                route: random_route(&mut rng),
+                texts,
+            });
         }
         clients.push(requests);
     }
@@ -143,7 +158,12 @@ async fn send(client: &HttpClient, url: &str, request: PlannedRequest) -> Served
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     let latency = started.elapsed();
     let body = serde_json::from_slice(&bytes).expect("the body is JSON");
-    Served { request, status, body, latency }
+    Served {
+        request,
+        status,
+        body,
+        latency,
+    }
 }
 
 async fn run_clients(url: String, plans: Vec<Vec<PlannedRequest>>) -> Vec<Served> {
@@ -189,9 +209,14 @@ fn read_item(route: Route, item: &Value) -> Embedding {
         Route::TeiEmbed => embedding.dense = Some(floats(item)),
         Route::TeiSparse => {
             let entries = item.as_array().unwrap().iter().map(|entry| {
-                (entry["index"].as_u64().unwrap() as u32, entry["value"].as_f64().unwrap() as f32)
+                (
+                    entry["index"].as_u64().unwrap() as u32,
+                    entry["value"].as_f64().unwrap() as f32,
+                )
             });
-            embedding.sparse = Some(bge_m3::SparseEmbedding { entries: entries.collect() });
+            embedding.sparse = Some(bge_m3::SparseEmbedding {
+                entries: entries.collect(),
+            });
         }
         Route::Encode(_) => {
             embedding.tokens = item["tokens"].as_u64().unwrap() as usize;
@@ -202,7 +227,9 @@ fn read_item(route: Route, item: &Value) -> Embedding {
                 let entries = ids.zip(values).map(|(id, value)| {
                     (id.as_u64().unwrap() as u32, value.as_f64().unwrap() as f32)
                 });
-                bge_m3::SparseEmbedding { entries: entries.collect() }
+                bge_m3::SparseEmbedding {
+                    entries: entries.collect(),
+                }
             });
             embedding.colbert = item.get("colbert").map(|rows| {
                 let data: Vec<f32> = rows.as_array().unwrap().iter().flat_map(floats).collect();
@@ -221,12 +248,24 @@ fn check(served: &Served, embedder: &Embedder, number: usize) {
     let outputs = request.route.outputs();
     let expected = embedder.embed_with(&texts, outputs, &mut |_| {}).unwrap();
     let got = read_response(request.route, &served.body);
-    assert_eq!(got.len(), expected.len(), "request {number}: number of results");
+    assert_eq!(
+        got.len(),
+        expected.len(),
+        "request {number}: number of results"
+    );
     for (index, (got, expected)) in got.iter().zip(&expected).enumerate() {
         let what = format!("request {number} ({:?}) input {index}", request.route);
         assert_eq!(got.dense.is_some(), outputs.dense, "{what}: dense present");
-        assert_eq!(got.sparse.is_some(), outputs.sparse, "{what}: sparse present");
-        assert_eq!(got.colbert.is_some(), outputs.colbert, "{what}: ColBERT present");
+        assert_eq!(
+            got.sparse.is_some(),
+            outputs.sparse,
+            "{what}: sparse present"
+        );
+        assert_eq!(
+            got.colbert.is_some(),
+            outputs.colbert,
+            "{what}: ColBERT present"
+        );
         if let (Some(got), Some(expected)) = (&got.dense, &expected.dense) {
             assert_close(got, expected, &format!("{what} dense"));
         }
@@ -256,13 +295,18 @@ fn library_throughput(embedder: &Embedder, plans: &[Vec<PlannedRequest>]) -> (us
                 groups.len() - 1
             }
         };
-        groups[position].1.extend(request.texts.iter().map(String::as_str));
+        groups[position]
+            .1
+            .extend(request.texts.iter().map(String::as_str));
     }
     let started = Instant::now();
     let mut tokens = 0;
     for (outputs, texts) in &groups {
         let embeddings = embedder.embed_with(texts, *outputs, &mut |_| {}).unwrap();
-        tokens += embeddings.iter().map(|embedding| embedding.tokens).sum::<usize>();
+        tokens += embeddings
+            .iter()
+            .map(|embedding| embedding.tokens)
+            .sum::<usize>();
     }
     (tokens, started.elapsed())
 }
@@ -290,7 +334,11 @@ async fn concurrent_clients_get_library_results() {
     let wall = started.elapsed();
     server.stop().await;
 
-    assert_eq!(served.len(), CLIENTS * requests_per_client, "every request got a response");
+    assert_eq!(
+        served.len(),
+        CLIENTS * requests_per_client,
+        "every request got a response"
+    );
     let embedder = library(&args);
     for (number, served) in served.iter().enumerate() {
         check(served, &embedder, number);
@@ -304,11 +352,18 @@ async fn concurrent_clients_get_library_results() {
     println!(
         "load: {} requests, {} texts, {tokens} tokens from {CLIENTS} clients",
         served.len(),
-        plans.iter().flatten().map(|request| request.texts.len()).sum::<usize>(),
+        plans
+            .iter()
+            .flatten()
+            .map(|request| request.texts.len())
+            .sum::<usize>(),
     );
     println!("server: {wall:.2?}, {server_rate:.0} tokens/s");
     println!("library alone: {library_time:.2?}, {library_rate:.0} tokens/s");
-    println!("server / library throughput: {:.1}%", 100.0 * server_rate / library_rate);
+    println!(
+        "server / library throughput: {:.1}%",
+        100.0 * server_rate / library_rate
+    );
     println!(
         "latency: p50 {:.1?}, p99 {:.1?}, max {:.1?}",
         percentile(&latencies, 0.5),

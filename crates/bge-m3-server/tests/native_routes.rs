@@ -15,7 +15,11 @@ const TEXTS: [&str; 3] = ["BGE-M3 gives three outputs.", "", "Ein kurzer Satz."]
 fn read_sparse_ids(sparse: &Value) -> Vec<(u32, f32)> {
     let indices = sparse["indices"].as_array().unwrap();
     let values = sparse["values"].as_array().unwrap();
-    assert_eq!(indices.len(), values.len(), "indices and values differ in length");
+    assert_eq!(
+        indices.len(),
+        values.len(),
+        "indices and values differ in length"
+    );
     indices
         .iter()
         .zip(values)
@@ -40,17 +44,28 @@ async fn encode_all_outputs_equal_library() {
         assert_eq!(item["index"], index);
         assert_eq!(item["tokens"], library.tokens);
         assert_eq!(item["truncated"], false);
-        assert_close(&floats(&item["dense"]), library.dense.as_ref().unwrap(), &what);
+        assert_close(
+            &floats(&item["dense"]),
+            library.dense.as_ref().unwrap(),
+            &what,
+        );
 
         let sparse = read_sparse_ids(&item["sparse"]);
         let ids: Vec<u32> = sparse.iter().map(|entry| entry.0).collect();
-        assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "ids ascending: {ids:?}");
+        assert!(
+            ids.windows(2).all(|pair| pair[0] < pair[1]),
+            "ids ascending: {ids:?}"
+        );
         assert_sparse_close(&sparse, &library.sparse.as_ref().unwrap().entries, &what);
 
         let colbert = library.colbert.as_ref().unwrap();
         let rows = item["colbert"].as_array().unwrap();
         assert_eq!(rows.len(), colbert.rows(), "{what}: ColBERT rows");
-        assert_eq!(rows.len(), library.tokens - 1, "{what}: one row per token but <s>");
+        assert_eq!(
+            rows.len(),
+            library.tokens - 1,
+            "{what}: one row per token but <s>"
+        );
         for (row, expected_row) in rows.iter().zip(colbert.iter()) {
             assert_close(&floats(row), expected_row, &what);
         }
@@ -81,25 +96,36 @@ async fn encode_sparse_keyed_by_token_text() {
     let embedder = library(&args);
     let expected = library_embed(&embedder, &["hello world"], Outputs::ALL);
     let entries = &expected[0].sparse.as_ref().unwrap().entries;
-    let served = reply.json()["data"][0]["sparse"].as_object().unwrap().clone();
+    let served = reply.json()["data"][0]["sparse"]
+        .as_object()
+        .unwrap()
+        .clone();
     assert_eq!(served.len(), entries.len());
     for (id, weight) in entries {
         let token = embedder.tokenizer().id_to_token(*id).unwrap();
         let value = served[&token].as_f64().unwrap() as f32;
-        assert!((value - weight).abs() <= common::TOLERANCE, "{token}: {value} vs {weight}");
+        assert!(
+            (value - weight).abs() <= common::TOLERANCE,
+            "{token}: {value} vs {weight}"
+        );
     }
 }
 
 #[tokio::test]
 async fn encode_base64_vectors_equal_library() {
     let args = tiny_args();
-    let body = r#"{"input": ["two words"], "outputs": ["dense", "colbert"], "encoding_format": "base64"}"#;
+    let body =
+        r#"{"input": ["two words"], "outputs": ["dense", "colbert"], "encoding_format": "base64"}"#;
     let reply = post(&app_for(&args), "/v1/encode", body).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
 
     let expected = &library_embed(&library(&args), &["two words"], Outputs::ALL)[0];
     let item = &reply.json()["data"][0];
-    assert_close(&base64_floats(&item["dense"]), expected.dense.as_ref().unwrap(), "dense");
+    assert_close(
+        &base64_floats(&item["dense"]),
+        expected.dense.as_ref().unwrap(),
+        "dense",
+    );
     let rows = item["colbert"].as_array().unwrap();
     for (row, expected_row) in rows.iter().zip(expected.colbert.as_ref().unwrap().iter()) {
         assert_close(&base64_floats(row), expected_row, "ColBERT row");
@@ -108,7 +134,12 @@ async fn encode_base64_vectors_equal_library() {
 
 #[tokio::test]
 async fn encode_empty_outputs_are_rejected() {
-    let reply = post(&app_for(&tiny_args()), "/v1/encode", r#"{"input": "x", "outputs": []}"#).await;
+    let reply = post(
+        &app_for(&tiny_args()),
+        "/v1/encode",
+        r#"{"input": "x", "outputs": []}"#,
+    )
+    .await;
     assert_eq!(reply.status, 400);
     assert_eq!(reply.json()["error"]["param"], "outputs");
 }
@@ -137,7 +168,12 @@ async fn encode_truncate_flags_the_input() {
 #[tokio::test]
 async fn tokenize_returns_ids_and_texts() {
     let args = tiny_args();
-    let reply = post(&app_for(&args), "/tokenize", r#"{"inputs": ["hello world", ""]}"#).await;
+    let reply = post(
+        &app_for(&args),
+        "/tokenize",
+        r#"{"inputs": ["hello world", ""]}"#,
+    )
+    .await;
     assert_eq!(reply.status, 200, "{}", reply.text());
 
     let embedder = library(&args);
@@ -152,7 +188,12 @@ async fn tokenize_returns_ids_and_texts() {
             .map(|id| id.as_u64().unwrap() as u32)
             .collect();
         assert_eq!(ids, expected.ids);
-        let tokens: Vec<&str> = item["tokens"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+        let tokens: Vec<&str> = item["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap())
+            .collect();
         assert_eq!(tokens.first(), Some(&"<s>"));
         assert_eq!(tokens.last(), Some(&"</s>"));
         assert_eq!(tokens.len(), ids.len());
@@ -164,7 +205,12 @@ async fn tokenize_returns_ids_and_texts() {
 async fn tokenize_flags_truncation() {
     let mut args = tiny_args();
     args.max_input_tokens = 4;
-    let reply = post(&app_for(&args), "/tokenize", r#"{"input": "one two three four"}"#).await;
+    let reply = post(
+        &app_for(&args),
+        "/tokenize",
+        r#"{"input": "one two three four"}"#,
+    )
+    .await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     let item = &reply.json()["data"][0];
     assert_eq!(item["truncated"], true);
@@ -190,8 +236,14 @@ async fn info_reports_model_and_limits() {
     assert_eq!(json["max_input_tokens"], 8192);
     assert_eq!(json["token_budget"], 16384);
     assert_eq!(json["limits"]["max_inputs"], 7);
-    assert_eq!(json["limits"]["max_payload_bytes"], bge_m3_server::DEFAULT_MAX_PAYLOAD_BYTES);
-    assert_eq!(json["limits"]["max_queued_tokens"], bge_m3_server::DEFAULT_MAX_QUEUED_TOKENS);
+    assert_eq!(
+        json["limits"]["max_payload_bytes"],
+        bge_m3_server::DEFAULT_MAX_PAYLOAD_BYTES
+    );
+    assert_eq!(
+        json["limits"]["max_queued_tokens"],
+        bge_m3_server::DEFAULT_MAX_QUEUED_TOKENS
+    );
     assert_eq!(json["limits"]["auto_truncate"], false);
 }
 
@@ -206,8 +258,14 @@ async fn metrics_count_requests_and_batches() {
     assert!(content_type.starts_with("text/plain"), "{content_type}");
 
     let text = reply.text();
-    assert!(text.contains("bge_m3_requests_total{route=\"/v1/embeddings\",status=\"200\"} 1\n"), "{text}");
-    assert!(text.contains("bge_m3_requests_total{route=\"/v1/embeddings\",status=\"400\"} 1\n"), "{text}");
+    assert!(
+        text.contains("bge_m3_requests_total{route=\"/v1/embeddings\",status=\"200\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("bge_m3_requests_total{route=\"/v1/embeddings\",status=\"400\"} 1\n"),
+        "{text}"
+    );
     assert!(text.contains("bge_m3_embedded_texts_total 2\n"), "{text}");
     assert!(text.contains("bge_m3_queued_tokens 0\n"), "{text}");
     for line in text.lines().filter(|line| !line.starts_with('#')) {
@@ -224,7 +282,10 @@ async fn openapi_lists_every_route() {
     let paths = document["paths"].as_object().unwrap();
     assert_eq!(paths.len(), bge_m3_server::ROUTES.len());
     for (method, path) in bge_m3_server::ROUTES {
-        assert!(paths[*path].get(*method).is_some(), "{method} {path} is not documented");
+        assert!(
+            paths[*path].get(*method).is_some(),
+            "{method} {path} is not documented"
+        );
     }
 }
 

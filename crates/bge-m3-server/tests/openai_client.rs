@@ -44,7 +44,10 @@ async fn openai_client_gets_float_and_base64() {
     .unwrap();
     server.stop().await;
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "the openai client failed:\n{stderr}");
+    assert!(
+        output.status.success(),
+        "the openai client failed:\n{stderr}"
+    );
     let result: Value = serde_json::from_slice(&output.stdout).unwrap();
 
     let expected = library_embed(&library(&args), &TEXTS, DENSE);
@@ -57,12 +60,22 @@ async fn openai_client_gets_float_and_base64() {
         }
     }
     let default = &result["default"][0];
-    assert_close(&floats(default), expected[0].dense.as_ref().unwrap(), "default format");
+    assert_close(
+        &floats(default),
+        expected[0].dense.as_ref().unwrap(),
+        "default format",
+    );
     assert_eq!(result["model"], "bge-m3");
     let tokens: usize = expected.iter().map(|embedding| embedding.tokens).sum();
     assert_eq!(result["prompt_tokens"], tokens);
 
     let error = &result["token_ids_error"];
     assert_eq!(error["status"], 400, "{result}");
-    assert!(error["message"].as_str().unwrap().contains("token ids are not accepted"), "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("token ids are not accepted"),
+        "{error}"
+    );
 }

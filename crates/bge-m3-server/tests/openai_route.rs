@@ -7,7 +7,11 @@ use common::{
 };
 use serde_json::json;
 
-const TEXTS: [&str; 3] = ["What is BGE-M3?", "", "Un texte en français, avec des accents."];
+const TEXTS: [&str; 3] = [
+    "What is BGE-M3?",
+    "",
+    "Un texte en français, avec des accents.",
+];
 
 #[tokio::test]
 async fn float_vectors_equal_library() {
@@ -26,7 +30,11 @@ async fn float_vectors_equal_library() {
         assert_eq!(item["object"], "embedding");
         assert_eq!(item["index"], index);
         let dense = expected[index].dense.as_ref().unwrap();
-        assert_close(&floats(&item["embedding"]), dense, &format!("input {index}"));
+        assert_close(
+            &floats(&item["embedding"]),
+            dense,
+            &format!("input {index}"),
+        );
     }
 }
 
@@ -41,7 +49,11 @@ async fn base64_vectors_equal_library() {
     let expected = library_embed(&library(&args), &TEXTS, DENSE);
     for (index, item) in reply.json()["data"].as_array().unwrap().iter().enumerate() {
         let dense = expected[index].dense.as_ref().unwrap();
-        assert_close(&base64_floats(&item["embedding"]), dense, &format!("input {index}"));
+        assert_close(
+            &base64_floats(&item["embedding"]),
+            dense,
+            &format!("input {index}"),
+        );
     }
 }
 
@@ -53,16 +65,29 @@ async fn single_string_gives_one_vector() {
     let data = reply.json()["data"].as_array().unwrap().clone();
     assert_eq!(data.len(), 1);
     let expected = library_embed(&library(&args), &["hello"], DENSE);
-    assert_close(&floats(&data[0]["embedding"]), expected[0].dense.as_ref().unwrap(), "hello");
+    assert_close(
+        &floats(&data[0]["embedding"]),
+        expected[0].dense.as_ref().unwrap(),
+        "hello",
+    );
 }
 
 #[tokio::test]
 async fn model_is_echoed() {
     let app = app_for(&tiny_args());
-    let reply = post(&app, "/v1/embeddings", r#"{"input": "x", "model": "my-name"}"#).await;
+    let reply = post(
+        &app,
+        "/v1/embeddings",
+        r#"{"input": "x", "model": "my-name"}"#,
+    )
+    .await;
     assert_eq!(reply.json()["model"], "my-name");
     let reply = post(&app, "/v1/embeddings", r#"{"input": "x"}"#).await;
-    assert_eq!(reply.json()["model"], "tiny-bge-m3", "the folder name without a model field");
+    assert_eq!(
+        reply.json()["model"],
+        "tiny-bge-m3",
+        "the folder name without a model field"
+    );
 }
 
 #[tokio::test]
@@ -96,7 +121,12 @@ async fn token_ids_are_rejected() {
 #[tokio::test]
 async fn other_dimensions_are_rejected() {
     let app = app_for(&tiny_args());
-    let reply = post(&app, "/v1/embeddings", r#"{"input": "x", "dimensions": 16}"#).await;
+    let reply = post(
+        &app,
+        "/v1/embeddings",
+        r#"{"input": "x", "dimensions": 16}"#,
+    )
+    .await;
     assert_eq!(reply.status, 400);
     let error = &reply.json()["error"];
     assert_eq!(error["param"], "dimensions");
@@ -108,17 +138,39 @@ async fn other_dimensions_are_rejected() {
 #[tokio::test]
 async fn model_dimensions_are_accepted() {
     let app = app_for(&tiny_args());
-    let reply = post(&app, "/v1/embeddings", r#"{"input": "x", "dimensions": 32}"#).await;
+    let reply = post(
+        &app,
+        "/v1/embeddings",
+        r#"{"input": "x", "dimensions": 32}"#,
+    )
+    .await;
     assert_eq!(reply.status, 200, "{}", reply.text());
-    assert_eq!(reply.json()["data"][0]["embedding"].as_array().unwrap().len(), 32);
+    assert_eq!(
+        reply.json()["data"][0]["embedding"]
+            .as_array()
+            .unwrap()
+            .len(),
+        32
+    );
 }
 
 #[tokio::test]
 async fn unknown_encoding_format_is_rejected() {
     let app = app_for(&tiny_args());
-    let reply = post(&app, "/v1/embeddings", r#"{"input": "x", "encoding_format": "int8"}"#).await;
+    let reply = post(
+        &app,
+        "/v1/embeddings",
+        r#"{"input": "x", "encoding_format": "int8"}"#,
+    )
+    .await;
     assert_eq!(reply.status, 400);
     let error = &reply.json()["error"];
     assert_eq!(error["param"], "encoding_format");
-    assert!(error["message"].as_str().unwrap().contains("unknown variant"), "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown variant"),
+        "{error}"
+    );
 }

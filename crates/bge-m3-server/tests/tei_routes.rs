@@ -8,7 +8,11 @@ use common::{
 };
 use serde_json::{json, Value};
 
-const TEXTS: [&str; 3] = ["What is BGE-M3?", "Hello hello hello", "数据库 und Datenbank"];
+const TEXTS: [&str; 3] = [
+    "What is BGE-M3?",
+    "Hello hello hello",
+    "数据库 und Datenbank",
+];
 
 #[tokio::test]
 async fn embed_equals_library() {
@@ -41,7 +45,12 @@ fn read_sparse(weights: &Value) -> Vec<(u32, f32)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|entry| (entry["index"].as_u64().unwrap() as u32, entry["value"].as_f64().unwrap() as f32))
+        .map(|entry| {
+            (
+                entry["index"].as_u64().unwrap() as u32,
+                entry["value"].as_f64().unwrap() as f32,
+            )
+        })
         .collect()
 }
 
@@ -73,7 +82,11 @@ async fn truncate_true_embeds_long_input() {
 
     let expected = library_embed(&library(&args), &[long.as_str()], DENSE);
     assert!(expected[0].truncated);
-    assert_close(&floats(&reply.json()[0]), expected[0].dense.as_ref().unwrap(), "truncated");
+    assert_close(
+        &floats(&reply.json()[0]),
+        expected[0].dense.as_ref().unwrap(),
+        "truncated",
+    );
 }
 
 #[tokio::test]
@@ -89,17 +102,28 @@ async fn long_input_error_has_tei_shape() {
     let json = reply.json();
     assert_eq!(json["error_type"], "Validation");
     let message = json["error"].as_str().unwrap();
-    assert!(message.contains(&format!("input 1 has {tokens} tokens")), "{message}");
+    assert!(
+        message.contains(&format!("input 1 has {tokens} tokens")),
+        "{message}"
+    );
     assert!(message.contains("limit of 16"), "{message}");
 }
 
 #[tokio::test]
 async fn normalize_false_is_rejected() {
-    let reply = post(&app_for(&tiny_args()), "/embed", r#"{"inputs": "x", "normalize": false}"#).await;
+    let reply = post(
+        &app_for(&tiny_args()),
+        "/embed",
+        r#"{"inputs": "x", "normalize": false}"#,
+    )
+    .await;
     assert_eq!(reply.status, 400);
     let json = reply.json();
     assert_eq!(json["error_type"], "Validation");
-    assert!(json["error"].as_str().unwrap().contains("normalize"), "{json}");
+    assert!(
+        json["error"].as_str().unwrap().contains("normalize"),
+        "{json}"
+    );
 }
 
 #[tokio::test]
@@ -108,7 +132,10 @@ async fn left_truncation_is_rejected() {
     let body = r#"{"inputs": "x", "truncation_direction": "left"}"#;
     let reply = post(&app, "/embed_sparse", body).await;
     assert_eq!(reply.status, 400);
-    assert!(reply.json()["error"].as_str().unwrap().contains("truncation_direction"));
+    assert!(reply.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("truncation_direction"));
 
     let body = r#"{"inputs": "x", "truncation_direction": "Right"}"#;
     let reply = post(&app, "/embed_sparse", body).await;
@@ -120,16 +147,30 @@ async fn prompt_name_is_rejected() {
     let body = r#"{"inputs": "x", "prompt_name": "query"}"#;
     let reply = post(&app_for(&tiny_args()), "/embed", body).await;
     assert_eq!(reply.status, 400);
-    assert!(reply.json()["error"].as_str().unwrap().contains("prompt_name"));
+    assert!(reply.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("prompt_name"));
 }
 
 #[tokio::test]
 async fn token_ids_are_rejected() {
-    let reply = post(&app_for(&tiny_args()), "/embed", r#"{"inputs": [[0, 5, 2]]}"#).await;
+    let reply = post(
+        &app_for(&tiny_args()),
+        "/embed",
+        r#"{"inputs": [[0, 5, 2]]}"#,
+    )
+    .await;
     assert_eq!(reply.status, 400);
     let json = reply.json();
     assert_eq!(json["error_type"], "Validation");
-    assert!(json["error"].as_str().unwrap().contains("token ids are not accepted"), "{json}");
+    assert!(
+        json["error"]
+            .as_str()
+            .unwrap()
+            .contains("token ids are not accepted"),
+        "{json}"
+    );
 }
 
 #[tokio::test]
@@ -138,5 +179,11 @@ async fn malformed_json_has_tei_shape() {
     assert_eq!(reply.status, 400);
     let json = reply.json();
     assert_eq!(json["error_type"], "Validation");
-    assert!(json["error"].as_str().unwrap().contains("missing field `inputs`"), "{json}");
+    assert!(
+        json["error"]
+            .as_str()
+            .unwrap()
+            .contains("missing field `inputs`"),
+        "{json}"
+    );
 }

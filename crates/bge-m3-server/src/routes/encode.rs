@@ -101,7 +101,9 @@ pub(super) async fn encode(
     let request: EncodeRequest = parse_json(body, state.limits().max_payload_bytes)?;
     let outputs = select_outputs(&request.outputs)?;
     let truncation = state.truncation(request.truncate);
-    let embeddings = state.embed(request.input, "input", outputs, truncation).await?;
+    let embeddings = state
+        .embed(request.input, "input", outputs, truncation)
+        .await?;
 
     let usage = Usage::of(&embeddings);
     let embedder = state.embedder();
@@ -176,7 +178,10 @@ impl Format<'_> {
             }
             SparseFormat::Tokens => {
                 let weights = sparse.entries.into_iter().map(|(id, weight)| {
-                    let token = self.tokenizer.id_to_token(id).unwrap_or_else(|| id.to_string());
+                    let token = self
+                        .tokenizer
+                        .id_to_token(id)
+                        .unwrap_or_else(|| id.to_string());
                     (token, weight)
                 });
                 Sparse::Tokens(TokenWeights(weights.collect()))
@@ -185,6 +190,9 @@ impl Format<'_> {
     }
 
     fn colbert(&self, colbert: MultiVector) -> Vec<Vector> {
-        colbert.iter().map(|row| self.vectors.encode(row.to_vec())).collect()
+        colbert
+            .iter()
+            .map(|row| self.vectors.encode(row.to_vec()))
+            .collect()
     }
 }

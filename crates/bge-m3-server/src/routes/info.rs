@@ -43,7 +43,13 @@ pub(super) async fn info(State(state): State<AppState>) -> Json<Value> {
 /// Returns the metrics in the Prometheus text format.
 pub(super) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let text = state.metrics().render(state.queue().queued_tokens());
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
 }
 
 /// Returns the OpenAPI document of the server.

@@ -71,7 +71,9 @@ async fn record_request(State(state): State<AppState>, request: Request, next: N
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
     let response = next.run(request).await;
     let status = response.status().as_u16();
-    state.metrics().record_request(&route, status, started.elapsed());
+    state
+        .metrics()
+        .record_request(&route, status, started.elapsed());
     response
 }
 

@@ -54,7 +54,9 @@ pub(super) async fn embeddings(
         colbert: false,
     };
     let truncation = state.truncation(None);
-    let embeddings = state.embed(request.input, "input", outputs, truncation).await?;
+    let embeddings = state
+        .embed(request.input, "input", outputs, truncation)
+        .await?;
 
     let usage = Usage::of(&embeddings);
     let mut data = Vec::with_capacity(embeddings.len());

@@ -91,7 +91,10 @@ pub(super) async fn embed_sparse(
     let mut weights = Vec::with_capacity(embeddings.len());
     for embedding in embeddings {
         let sparse = required(embedding.sparse, "sparse")?;
-        let values = sparse.entries.into_iter().map(|(index, value)| SparseValue { index, value });
+        let values = sparse
+            .entries
+            .into_iter()
+            .map(|(index, value)| SparseValue { index, value });
         weights.push(values.collect());
     }
     Ok(Json(weights))
@@ -116,5 +119,7 @@ async fn run(
         });
     }
     let truncation = state.truncation(request.truncate);
-    state.embed(request.inputs, "inputs", outputs, truncation).await
+    state
+        .embed(request.inputs, "inputs", outputs, truncation)
+        .await
 }

@@ -20,7 +20,9 @@ pub const TOLERANCE: f32 = 1e-6;
 
 /// Returns a folder of `tests/fixtures`.
 pub fn fixture(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(name);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(name);
     assert!(
         dir.join("model.onnx").is_file(),
         "{} is missing: run `python python/make_test_model.py` (see tests/fixtures/README.md)",
@@ -59,7 +61,10 @@ impl Reply {
     /// Parses the body as JSON.
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|error| {
-            panic!("body is not JSON ({error}): {}", String::from_utf8_lossy(&self.body))
+            panic!(
+                "body is not JSON ({error}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
         })
     }
 
@@ -93,11 +98,25 @@ pub async fn send_with(
         }
         None => Body::empty(),
     };
-    let response = app.clone().oneshot(builder.body(body).unwrap()).await.unwrap();
+    let response = app
+        .clone()
+        .oneshot(builder.body(body).unwrap())
+        .await
+        .unwrap();
     let status = response.status();
     let headers = response.headers().clone();
-    let body = response.into_body().collect().await.unwrap().to_bytes().to_vec();
-    Reply { status, headers, body }
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    Reply {
+        status,
+        headers,
+        body,
+    }
 }
 
 /// POSTs a JSON body.
@@ -116,23 +135,41 @@ pub fn floats(value: &Value) -> Vec<f32> {
         .as_array()
         .unwrap_or_else(|| panic!("expected an array of numbers, got {value}"))
         .iter()
-        .map(|number| number.as_f64().unwrap_or_else(|| panic!("not a number: {number}")) as f32)
+        .map(|number| {
+            number
+                .as_f64()
+                .unwrap_or_else(|| panic!("not a number: {number}")) as f32
+        })
         .collect()
 }
 
 /// Decodes base64 of little-endian float32.
 pub fn base64_floats(value: &Value) -> Vec<f32> {
-    let text = value.as_str().unwrap_or_else(|| panic!("expected a string, got {value}"));
-    let bytes = base64::engine::general_purpose::STANDARD.decode(text).unwrap();
-    assert_eq!(bytes.len() % 4, 0, "base64 length is not a multiple of 4 bytes");
-    bytes.chunks_exact(4).map(|chunk| f32::from_le_bytes(chunk.try_into().unwrap())).collect()
+    let text = value
+        .as_str()
+        .unwrap_or_else(|| panic!("expected a string, got {value}"));
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap();
+    assert_eq!(
+        bytes.len() % 4,
+        0,
+        "base64 length is not a multiple of 4 bytes"
+    );
+    bytes
+        .chunks_exact(4)
+        .map(|chunk| f32::from_le_bytes(chunk.try_into().unwrap()))
+        .collect()
 }
 
 /// Asserts that two vectors have the same length and differ by at most [`TOLERANCE`].
 pub fn assert_close(served: &[f32], expected: &[f32], what: &str) {
     assert_eq!(served.len(), expected.len(), "{what}: lengths differ");
     for (index, (a, b)) in served.iter().zip(expected).enumerate() {
-        assert!((a - b).abs() <= TOLERANCE, "{what}[{index}]: served {a}, library {b}");
+        assert!(
+            (a - b).abs() <= TOLERANCE,
+            "{what}[{index}]: served {a}, library {b}"
+        );
     }
 }
 
@@ -142,7 +179,10 @@ pub fn assert_sparse_close(served: &[(u32, f32)], expected: &[(u32, f32)], what:
     let expected_ids: Vec<u32> = expected.iter().map(|entry| entry.0).collect();
     assert_eq!(served_ids, expected_ids, "{what}: token ids differ");
     for ((id, a), (_, b)) in served.iter().zip(expected) {
-        assert!((a - b).abs() <= TOLERANCE, "{what}: weight of id {id}: served {a}, library {b}");
+        assert!(
+            (a - b).abs() <= TOLERANCE,
+            "{what}: weight of id {id}: served {a}, library {b}"
+        );
     }
 }
 
@@ -178,7 +218,11 @@ impl LocalServer {
             let _ = stopped.await;
         };
         let task = tokio::spawn(bge_m3_server::serve(listener, state, shutdown));
-        Self { address, stop, task }
+        Self {
+            address,
+            stop,
+            task,
+        }
     }
 
     /// Returns the base URL, such as `http://127.0.0.1:40123`.
