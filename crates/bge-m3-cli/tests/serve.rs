@@ -80,7 +80,7 @@ fn post(address: SocketAddr, path: &str, body: &str) -> (u16, String) {
     request(address, "POST", path, body)
 }
 
-/// Waits until the server has admitted a request that it has not answered yet.
+/// Waits until the server has admitted a request and not yet sent its response.
 fn wait_until_busy(address: SocketAddr) {
     for _ in 0..1000 {
         let (_, metrics) = request(address, "GET", "/metrics", "");

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::error::ApiError;
 
-/// The tokens admitted and not yet answered, with their limit.
+/// The tokens of admitted requests that have no response yet, with their limit.
 #[derive(Debug)]
 pub struct QueuedTokens {
     current: AtomicUsize,

@@ -47,8 +47,8 @@ pub struct ServeArgs {
     #[arg(long, env = "BGE_M3_MAX_INPUT_TOKENS", default_value_t = bge_m3::DEFAULT_MAX_LENGTH)]
     pub max_input_tokens: usize,
 
-    /// Truncate inputs over --max-input-tokens when a request does not say. This is
-    /// the only setting for /v1/embeddings, which has no truncation field.
+    /// Truncate inputs over --max-input-tokens when a request has no truncate field,
+    /// as /v1/embeddings never has.
     #[arg(long, env = "BGE_M3_AUTO_TRUNCATE")]
     pub auto_truncate: bool,
 

@@ -32,7 +32,7 @@ pub enum ApiError {
     InvalidField {
         /// The field name.
         field: &'static str,
-        /// Why the value is invalid and what is accepted.
+        /// The reason the value is invalid, and the accepted values.
         reason: String,
     },
 
@@ -108,7 +108,7 @@ pub enum ApiError {
     /// The model call failed for this request.
     #[error("{message}")]
     ModelFailed {
-        /// What failed, with the input position when one input caused it.
+        /// The message, with the input position when one input caused the failure.
         message: String,
     },
 
@@ -117,8 +117,8 @@ pub enum ApiError {
     Unavailable,
 }
 
-/// How a client should treat an error, as `type` in the OpenAI body and `error_type`
-/// in the text-embeddings-inference body.
+/// The class of an error, sent as `type` in the OpenAI body and as `error_type` in
+/// the text-embeddings-inference body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     InvalidRequest,
@@ -210,7 +210,7 @@ impl Kind {
         }
     }
 
-    /// The `ErrorType` names of text-embeddings-inference (`router/src/lib.rs`).
+    /// Returns the `ErrorType` name of text-embeddings-inference (`router/src/lib.rs`).
     fn tei_type(self) -> &'static str {
         match self {
             Self::InvalidRequest | Self::TooLarge | Self::Unauthorized => "Validation",

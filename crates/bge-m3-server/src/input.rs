@@ -2,7 +2,7 @@
 //! or an array of strings.
 //!
 //! Token ids (an array of integers, or an array of such arrays) are rejected with a
-//! message that says why: ids made by another tokenizer would be embedded without
+//! message that gives the reason: ids made by another tokenizer would be embedded without
 //! any error, as wrong tokens, and give wrong embeddings.
 
 use std::fmt;
@@ -17,7 +17,7 @@ pub const TOKEN_IDS_REJECTED: &str = "token ids are not accepted, send the text 
 /// The texts of one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Inputs {
-    /// A single string; the response still holds a list of one.
+    /// A single string; the response still contains a list of one.
     One(String),
     /// An array of strings.
     Many(Vec<String>),

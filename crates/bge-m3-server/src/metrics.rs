@@ -133,53 +133,50 @@ impl Metrics {
         let registry = self.lock();
         let mut out = String::new();
         render_requests(&mut out, &registry);
-        header(
+
+        let queue_help = "Seconds from entering the queue to the first model call of a request.";
+        histogram(
             &mut out,
             QUEUE_DURATION,
-            "histogram",
-            "Seconds from entering the queue to the first model call of a request.",
+            queue_help,
+            &registry.queue_duration,
         );
-        registry.queue_duration.render(&mut out, QUEUE_DURATION, "");
         counter(&mut out, BATCHES, "Model calls.", registry.batches);
+        let failures_help = "Model calls that failed.";
         counter(
             &mut out,
             BATCH_FAILURES,
-            "Model calls that failed.",
+            failures_help,
             registry.batch_failures,
         );
-        header(
+        let duration_help = "Seconds of one model call.";
+        histogram(
             &mut out,
             BATCH_DURATION,
-            "histogram",
-            "Seconds of one model call.",
+            duration_help,
+            &registry.batch_duration,
         );
-        registry.batch_duration.render(&mut out, BATCH_DURATION, "");
-        header(
-            &mut out,
-            BATCH_TEXTS,
-            "histogram",
-            "Texts in one model call.",
-        );
-        registry.batch_texts.render(&mut out, BATCH_TEXTS, "");
-        header(
+        let texts_help = "Texts in one model call.";
+        histogram(&mut out, BATCH_TEXTS, texts_help, &registry.batch_texts);
+        let padded_help = "Tokens of one model call, padding included.";
+        histogram(
             &mut out,
             BATCH_PADDED_TOKENS,
-            "histogram",
-            "Tokens of one model call, padding included.",
+            padded_help,
+            &registry.batch_padded_tokens,
         );
-        registry
-            .batch_padded_tokens
-            .render(&mut out, BATCH_PADDED_TOKENS, "");
+
         counter(
             &mut out,
             EMBEDDED_TEXTS,
             "Texts embedded.",
             registry.embedded_texts,
         );
+        let tokens_help = "Tokens embedded, without padding.";
         counter(
             &mut out,
             EMBEDDED_TOKENS,
-            "Tokens embedded, without padding.",
+            tokens_help,
             registry.embedded_tokens,
         );
         header(
@@ -229,6 +226,11 @@ fn render_requests(out: &mut String, registry: &Registry) {
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn histogram(out: &mut String, name: &str, help: &str, values: &Histogram) {
+    header(out, name, "histogram", help);
+    values.render(out, name, "");
 }
 
 fn counter(out: &mut String, name: &str, help: &str, value: u64) {

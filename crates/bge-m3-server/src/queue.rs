@@ -9,8 +9,9 @@
 //!
 //! A text's outputs depend only on its own rows of the batch (the library's batching
 //! tests check this within 1e-6), so a request gets what the library returns for it
-//! alone. A failed call fails only the requests in it. When the library names the
-//! text that failed, only that text's request fails and the call runs again without it.
+//! alone. A failed call fails only the requests in it (`failed_text_fails_only_its_request`
+//! tests this). When the library names the text that failed, only that text's request
+//! fails and the call runs again without it.
 
 use std::collections::{HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -29,7 +30,7 @@ use crate::metrics::{BatchRecord, Metrics};
 /// Why a job failed: the message for the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobFailure {
-    /// What failed, naming the input position when one input caused it.
+    /// The message, naming the input position when one input caused the failure.
     pub message: String,
 }
 
@@ -364,7 +365,7 @@ impl Worker {
                     .remove(&entry.job)
                     .expect("the job was just found");
                 let results = state.results.into_iter().flatten().collect();
-                // The client may have gone since; then nobody waits for the result.
+                // The client may have gone since, and then the result is dropped.
                 let _ = state.reply.send(Ok(results));
             }
         }
@@ -458,7 +459,7 @@ mod tests {
             .collect()
     }
 
-    /// Sends jobs before the worker starts, so that its first batch holds them all.
+    /// Sends jobs before the worker starts, so that its first batch contains them all.
     #[tokio::test]
     async fn failed_text_fails_only_its_request() {
         let (embedder, handle, worker) = start("nan-outputs");
@@ -496,12 +497,14 @@ mod tests {
         };
         let first = handle.embed(tokenize(&embedder, &texts[..2]), Outputs::ALL);
         let second = handle.embed(tokenize(&embedder, &texts[2..]), dense_only);
+
         let worker = std::thread::spawn(move || {
             std::thread::sleep(std::time::Duration::from_millis(200));
             worker.run();
         });
         let (first, second) = tokio::join!(first, second);
         let (first, second) = (first.unwrap(), second.unwrap());
+
         let alone = embedder.embed(&texts).unwrap();
         for (served, expected) in first.iter().zip(&alone[..2]) {
             assert_eq!(served.tokens, expected.tokens);
@@ -520,6 +523,7 @@ mod tests {
             assert!(served.sparse.is_none(), "sparse was not requested");
             assert!(served.colbert.is_none(), "ColBERT was not requested");
         }
+
         drop(handle);
         worker.join().unwrap();
     }

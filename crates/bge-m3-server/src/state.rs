@@ -24,7 +24,7 @@ pub enum StartError {
         flag: &'static str,
         /// The value given.
         value: String,
-        /// Why it is invalid.
+        /// The reason it is invalid.
         reason: String,
     },
 
@@ -55,7 +55,7 @@ pub enum StartError {
     },
 }
 
-/// What `GET /info` reports about the model.
+/// Model facts that `GET /info` reports.
 #[derive(Debug, Clone)]
 pub struct ModelInfo {
     /// The name returned in responses.
@@ -77,7 +77,8 @@ pub struct Limits {
     pub max_payload_bytes: usize,
     /// Max tokens queued or running.
     pub max_queued_tokens: usize,
-    /// Whether inputs over the max input tokens are truncated when a request does not say.
+    /// Whether inputs over the max input tokens are truncated when a request has no
+    /// `truncate` field.
     pub auto_truncate: bool,
 }
 

@@ -9,7 +9,7 @@ use bge_m3::{Embedder, TokenizedText};
 
 use crate::error::ApiError;
 
-/// What to do with an input longer than the max input tokens.
+/// The handling of an input longer than the max input tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Truncation {
     /// Cut it to the max input tokens and embed it.

@@ -4,7 +4,7 @@
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-/// How vectors are written in a response.
+/// The encoding of vectors in a response.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EncodingFormat {

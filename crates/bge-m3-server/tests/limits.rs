@@ -131,7 +131,7 @@ async fn malformed_json_names_the_field() {
     assert!(message.contains("missing field `input`"), "{message}");
 }
 
-/// The worker is paused, so the first request holds its tokens in the queue.
+/// The worker is paused, so the first request keeps its tokens in the queue.
 #[tokio::test]
 async fn full_queue_gets_429_with_retry_after() {
     let mut args = tiny_args();

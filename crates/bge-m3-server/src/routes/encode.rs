@@ -41,7 +41,7 @@ fn all_outputs() -> Vec<OutputName> {
     vec![OutputName::Dense, OutputName::Sparse, OutputName::Colbert]
 }
 
-/// How sparse weights are keyed.
+/// The keys of the sparse weights.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(super) enum SparseFormat {
@@ -140,7 +140,7 @@ fn select_outputs(names: &[OutputName]) -> Result<Outputs, ApiError> {
     })
 }
 
-/// How the outputs of each text are written.
+/// The response format of each text's outputs.
 pub(super) struct Format<'a> {
     outputs: Outputs,
     sparse: SparseFormat,

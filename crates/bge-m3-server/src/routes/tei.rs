@@ -31,8 +31,8 @@ fn default_normalize() -> bool {
     true
 }
 
-/// Which end of a long input is cut. text-embeddings-inference accepts both; BGE-M3
-/// as FlagEmbedding runs it cuts the end, so only `right` is accepted.
+/// The end of a long input that truncation cuts. text-embeddings-inference accepts
+/// both, but FlagEmbedding cuts BGE-M3 inputs at the end, so only `right` is accepted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 pub(super) enum TruncationDirection {
     #[default]
