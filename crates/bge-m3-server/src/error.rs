@@ -6,6 +6,9 @@
 //! the text-embeddings-inference shape (`{"error", "error_type"}`) for `/embed` and
 //! `/embed_sparse`, through [`TeiError`], so that each family's clients can read it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -176,8 +179,7 @@ impl ApiError {
             Kind::Tokenizer | Kind::Model | Kind::Unavailable => {
                 tracing::error!(status, error = %self, "request failed");
             }
-            // Counted in the metrics; one line per rejected request would flood the log.
-            Kind::Overloaded => tracing::debug!(status, error = %self, "request rejected"),
+            Kind::Overloaded => log_overload(self),
             _ => tracing::info!(status, error = %self, "request rejected"),
         }
     }
@@ -194,6 +196,30 @@ impl ApiError {
             _ => {}
         }
         response
+    }
+}
+
+/// The second (since the Unix epoch) of the last overload log line, and the
+/// overload rejections not logged since then.
+static OVERLOAD_LOGGED_AT: AtomicU64 = AtomicU64::new(0);
+static OVERLOADS_NOT_LOGGED: AtomicU64 = AtomicU64::new(0);
+
+/// Logs at most one line per second for 429 rejections, with the number left out, so
+/// a burst of rejected requests does not flood the log. The metrics count every one.
+fn log_overload(error: &ApiError) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |time| time.as_secs());
+    let last = OVERLOAD_LOGGED_AT.load(Ordering::Relaxed);
+    let is_first_this_second = now > last
+        && OVERLOAD_LOGGED_AT
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok();
+    if is_first_this_second {
+        let not_logged = OVERLOADS_NOT_LOGGED.swap(0, Ordering::Relaxed);
+        tracing::warn!(status = 429, error = %error, not_logged, "request rejected");
+    } else {
+        OVERLOADS_NOT_LOGGED.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -277,6 +277,7 @@ impl Worker {
                 }
                 Err(ModelError::Batch { message }) => {
                     let mut jobs: Vec<u64> = batch.iter().map(|entry| entry.job).collect();
+                    jobs.sort_unstable();
                     jobs.dedup();
                     for job in jobs {
                         self.fail_job(job, message.clone());

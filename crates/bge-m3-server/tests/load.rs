@@ -87,8 +87,16 @@ struct PlannedRequest {
 struct Served {
     request: PlannedRequest,
     status: u16,
-    body: Value,
+    /// The raw body, parsed after the timed part so that the client's parsing does
+    /// not take CPU from the server.
+    body: Bytes,
     latency: Duration,
+}
+
+impl Served {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("the body is JSON")
+    }
 }
 
 /// Plans the requests of every client from a fixed seed: 1 to 4 texts each, from
@@ -155,9 +163,8 @@ async fn send(client: &HttpClient, url: &str, request: PlannedRequest) -> Served
     let started = Instant::now();
     let response = client.request(http).await.expect("the server answers");
     let status = response.status().as_u16();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
     let latency = started.elapsed();
-    let body = serde_json::from_slice(&bytes).expect("the body is JSON");
     Served {
         request,
         status,
@@ -243,11 +250,12 @@ fn read_item(route: Route, item: &Value) -> Embedding {
 
 fn check(served: &Served, embedder: &Embedder, number: usize) {
     let request = &served.request;
-    assert_eq!(served.status, 200, "request {number}: {}", served.body);
+    let body = served.json();
+    assert_eq!(served.status, 200, "request {number}: {body}");
     let texts: Vec<&str> = request.texts.iter().map(String::as_str).collect();
     let outputs = request.route.outputs();
     let expected = embedder.embed_with(&texts, outputs, &mut |_| {}).unwrap();
-    let got = read_response(request.route, &served.body);
+    let got = read_response(request.route, &body);
     assert_eq!(
         got.len(),
         expected.len(),
@@ -311,6 +319,39 @@ fn library_throughput(embedder: &Embedder, plans: &[Vec<PlannedRequest>]) -> (us
     (tokens, started.elapsed())
 }
 
+async fn fetch_metrics(url: &str) -> String {
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let request = hyper::Request::get(format!("{url}/metrics"))
+        .body(Full::default())
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
+fn metric(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} is missing from /metrics"))
+}
+
+/// Prints how the server batched: model time, texts per call and padding.
+fn print_batch_metrics(metrics: &str, wall: Duration) {
+    let batches = metric(metrics, "bge_m3_batches_total");
+    let model_seconds = metric(metrics, "bge_m3_batch_duration_seconds_sum");
+    let texts = metric(metrics, "bge_m3_embedded_texts_total");
+    let tokens = metric(metrics, "bge_m3_embedded_tokens_total");
+    let padded = metric(metrics, "bge_m3_batch_padded_tokens_sum");
+    println!(
+        "batches: {batches} model calls, {:.1} texts per call, {:.0}% padding, \
+         model busy {:.0}% of the wall time",
+        texts / batches,
+        100.0 * (padded - tokens) / padded,
+        100.0 * model_seconds / wall.as_secs_f64(),
+    );
+}
+
 fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
     let index = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
     sorted[index]
@@ -332,6 +373,7 @@ async fn concurrent_clients_get_library_results() {
         .await
         .expect("the load test finishes within its time limit");
     let wall = started.elapsed();
+    let metrics = fetch_metrics(&server.url()).await;
     server.stop().await;
 
     assert_eq!(
@@ -364,6 +406,7 @@ async fn concurrent_clients_get_library_results() {
         "server / library throughput: {:.1}%",
         100.0 * server_rate / library_rate
     );
+    print_batch_metrics(&metrics, wall);
     println!(
         "latency: p50 {:.1?}, p99 {:.1?}, max {:.1?}",
         percentile(&latencies, 0.5),
