@@ -240,13 +240,21 @@ fn load(args: &ServeArgs) -> Result<Embedder, StartError> {
     let mut options = EmbedderOptions::new()
         .with_max_length(args.max_input_tokens)
         .with_token_budget(args.token_budget);
-    if let Some(threads) = args.threads {
-        options = options.with_threads(threads);
-    }
+    options = options.with_threads(args.threads.unwrap_or_else(default_threads));
     Embedder::try_new(&args.model, options).map_err(|source| StartError::LoadModel {
         path: args.model.clone(),
         source,
     })
+}
+
+/// Returns the CPUs available minus one, at least one.
+///
+/// The model's intra-op threads wait for each other at every operator, so one thread
+/// delayed by the async runtime delays them all: in the load test on 2 cores
+/// (docs/benchmarks.md), one model thread gave the server more throughput than two.
+fn default_threads() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |count| count.get());
+    cpus.saturating_sub(1).max(1)
 }
 
 /// Embeds the empty text once, so a broken model fails at start, and returns the

@@ -4,8 +4,8 @@
 //!
 //! Throughput and latency are printed (`-- --nocapture`) and never asserted, because
 //! timing depends on the machine. `BGE_M3_LOAD_REQUESTS` sets the requests per client
-//! (default 4, at most 64); `docs/benchmarks.md` gives the command of the published
-//! figures.
+//! (default 4, at most 64) and `BGE_M3_LOAD_THREADS` the server's `--threads`;
+//! `docs/benchmarks.md` gives the command of the published figures.
 
 mod common;
 
@@ -290,9 +290,15 @@ fn check(served: &Served, embedder: &Embedder, number: usize) {
     }
 }
 
-/// Embeds the same texts with the library alone, one call per set of outputs, and
-/// returns the tokens embedded and the time taken.
-fn library_throughput(embedder: &Embedder, plans: &[Vec<PlannedRequest>]) -> (usize, Duration) {
+/// The library's run over the same texts.
+struct LibraryRun {
+    tokens: usize,
+    padded_tokens: usize,
+    duration: Duration,
+}
+
+/// Embeds the same texts with the library alone, one call per set of outputs.
+fn library_throughput(embedder: &Embedder, plans: &[Vec<PlannedRequest>]) -> LibraryRun {
     let mut groups: Vec<(Outputs, Vec<&str>)> = Vec::new();
     for request in plans.iter().flatten() {
         let outputs = request.route.outputs();
@@ -308,15 +314,29 @@ fn library_throughput(embedder: &Embedder, plans: &[Vec<PlannedRequest>]) -> (us
             .extend(request.texts.iter().map(String::as_str));
     }
     let started = Instant::now();
-    let mut tokens = 0;
+    let mut lengths = Vec::new();
     for (outputs, texts) in &groups {
         let embeddings = embedder.embed_with(texts, *outputs, &mut |_| {}).unwrap();
-        tokens += embeddings
-            .iter()
-            .map(|embedding| embedding.tokens)
-            .sum::<usize>();
+        lengths.push(
+            embeddings
+                .iter()
+                .map(|embedding| embedding.tokens)
+                .collect::<Vec<_>>(),
+        );
     }
-    (tokens, started.elapsed())
+    let duration = started.elapsed();
+
+    let budget = embedder.options().token_budget;
+    let padded_tokens = lengths
+        .iter()
+        .flat_map(|group| bge_m3::plan_batches(group, budget))
+        .map(|batch| batch.members.len() * batch.sequence)
+        .sum();
+    LibraryRun {
+        tokens: lengths.iter().flatten().sum(),
+        padded_tokens,
+        duration,
+    }
 }
 
 async fn fetch_metrics(url: &str) -> String {
@@ -364,7 +384,10 @@ async fn concurrent_clients_get_library_results() {
         .and_then(|value| value.parse().ok())
         .unwrap_or(4)
         .clamp(1, 64);
-    let args = tiny_args();
+    let mut args = tiny_args();
+    args.threads = std::env::var("BGE_M3_LOAD_THREADS")
+        .ok()
+        .and_then(|value| value.parse().ok());
     let plans = plan(requests_per_client);
     let server = LocalServer::start(&args).await;
 
@@ -386,7 +409,8 @@ async fn concurrent_clients_get_library_results() {
         check(served, &embedder, number);
     }
 
-    let (tokens, library_time) = library_throughput(&embedder, &plans);
+    let library_run = library_throughput(&embedder, &plans);
+    let (tokens, library_time) = (library_run.tokens, library_run.duration);
     let mut latencies: Vec<Duration> = served.iter().map(|served| served.latency).collect();
     latencies.sort();
     let server_rate = tokens as f64 / wall.as_secs_f64();
@@ -401,7 +425,11 @@ async fn concurrent_clients_get_library_results() {
             .sum::<usize>(),
     );
     println!("server: {wall:.2?}, {server_rate:.0} tokens/s");
-    println!("library alone: {library_time:.2?}, {library_rate:.0} tokens/s");
+    let library_padding = 1.0 - tokens as f64 / library_run.padded_tokens as f64;
+    println!(
+        "library alone: {library_time:.2?}, {library_rate:.0} tokens/s, {:.0}% padding",
+        100.0 * library_padding
+    );
     println!(
         "server / library throughput: {:.1}%",
         100.0 * server_rate / library_rate
