@@ -339,6 +339,22 @@ fn library_throughput(embedder: &Embedder, plans: &[Vec<PlannedRequest>]) -> Lib
     }
 }
 
+/// Runs the library with the model threads the server used (`--threads`, else the
+/// CPUs minus one).
+fn library_with_threads(
+    args: &bge_m3_server::ServeArgs,
+    plans: &[Vec<PlannedRequest>],
+) -> LibraryRun {
+    let cpus = std::thread::available_parallelism().map_or(1, |count| count.get());
+    let threads = args.threads.unwrap_or(cpus.saturating_sub(1).max(1));
+    let options = bge_m3::EmbedderOptions::new()
+        .with_max_length(args.max_input_tokens)
+        .with_token_budget(args.token_budget)
+        .with_threads(threads);
+    let embedder = Embedder::try_new(&args.model, options).unwrap();
+    library_throughput(&embedder, plans)
+}
+
 async fn fetch_metrics(url: &str) -> String {
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
     let request = hyper::Request::get(format!("{url}/metrics"))
@@ -427,12 +443,23 @@ async fn concurrent_clients_get_library_results() {
     println!("server: {wall:.2?}, {server_rate:.0} tokens/s");
     let library_padding = 1.0 - tokens as f64 / library_run.padded_tokens as f64;
     println!(
-        "library alone: {library_time:.2?}, {library_rate:.0} tokens/s, {:.0}% padding",
+        "library alone, default threads: {library_time:.2?}, {library_rate:.0} tokens/s, \
+         {:.0}% padding",
         100.0 * library_padding
     );
     println!(
         "server / library throughput: {:.1}%",
         100.0 * server_rate / library_rate
+    );
+    let same_threads = library_with_threads(&args, &plans);
+    let same_rate = tokens as f64 / same_threads.duration.as_secs_f64();
+    println!(
+        "library alone, the server's threads: {:.2?}, {same_rate:.0} tokens/s",
+        same_threads.duration
+    );
+    println!(
+        "server / library throughput at the same threads: {:.1}%",
+        100.0 * server_rate / same_rate
     );
     print_batch_metrics(&metrics, wall);
     println!(
