@@ -36,16 +36,39 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Download a model from the Hugging Face Hub into its cache and print the folder.
     Download(download::DownloadArgs),
+    /// Serve embeddings over HTTP (OpenAI, text-embeddings-inference and native routes).
+    Serve(bge_m3_server::ServeArgs),
 }
 
+/// Default log filter of the commands: warnings only. ONNX Runtime's own log lines
+/// repeat the errors that the engine returns, so they are off unless RUST_LOG asks.
+const COMMAND_LOGS: &str = "warn,ort=off";
+
 fn main() -> ExitCode {
-    init_logging();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Embed(args) => embed::run(&args),
-        Command::Score(args) => score::run(&args),
-        Command::Verify(args) => verify::run(&args),
-        Command::Download(args) => download::run(&args),
+        Command::Embed(args) => {
+            init_logging(COMMAND_LOGS);
+            embed::run(&args)
+        }
+        Command::Score(args) => {
+            init_logging(COMMAND_LOGS);
+            score::run(&args)
+        }
+        Command::Verify(args) => {
+            init_logging(COMMAND_LOGS);
+            verify::run(&args)
+        }
+        Command::Download(args) => {
+            init_logging(COMMAND_LOGS);
+            download::run(&args)
+        }
+        Command::Serve(args) => {
+            // A service logs its start, stop and errors, so info is shown by default.
+            // ONNX Runtime logs every graph optimisation at info, so it gets warn.
+            init_logging("info,ort=warn");
+            bge_m3_server::run(&args).map(|()| ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,
@@ -57,11 +80,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
-    // ONNX Runtime's own log lines repeat the errors that the engine returns, so they
-    // are off unless RUST_LOG asks for them.
+/// Sends logs to stderr, filtered by `RUST_LOG`, else at `default_level`.
+fn init_logging(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,ort=off"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    // Colours only on a terminal, so logs redirected to a file stay plain text.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -178,6 +178,12 @@ impl Embedder {
         })
     }
 
+    /// Returns the limits that batches of this embedder keep, for callers that plan
+    /// their own batches with [`crate::plan_batches`].
+    pub fn batch_limits(&self) -> BatchLimits {
+        self.limits
+    }
+
     /// Returns how the model's graph computes attention.
     pub fn attention(&self) -> Attention {
         self.model.attention()
@@ -244,16 +250,57 @@ impl Embedder {
                     .encode(text.as_ref(), request.max_length, index)
             })
             .collect::<Result<Vec<_>>>()?;
+        self.run_batches(&tokenized, outputs, progress)
+    }
+
+    /// Embeds texts already tokenized by [`Embedder::tokenizer`], computing the given
+    /// outputs. Results are in input order and equal those of [`Embedder::embed_with`]
+    /// on the original texts.
+    ///
+    /// A caller that tokenizes first (to count tokens or check lengths) uses this to
+    /// avoid tokenizing twice. Each text must have between 1 and the max length
+    /// tokens, else the call fails with [`Error::InvalidOption`]; ids from another
+    /// tokenizer are not detected and give meaningless outputs.
+    pub fn embed_tokenized(
+        &self,
+        texts: &[TokenizedText],
+        outputs: Outputs,
+    ) -> Result<Vec<Embedding>> {
+        validate_outputs(outputs)?;
+        for (index, text) in texts.iter().enumerate() {
+            self.validate_length(text, index)?;
+        }
+        self.run_batches(texts, outputs, &mut |_| {})
+    }
+
+    fn validate_length(&self, text: &TokenizedText, index: usize) -> Result<()> {
+        let max_length = self.max_length_limit;
+        if (1..=max_length).contains(&text.ids.len()) {
+            return Ok(());
+        }
+        Err(Error::InvalidOption {
+            name: "tokenized text",
+            value: format!("at index {index} with {} tokens", text.ids.len()),
+            reason: format!("it must have between 1 and the model's limit of {max_length} tokens"),
+        })
+    }
+
+    fn run_batches(
+        &self,
+        tokenized: &[TokenizedText],
+        outputs: Outputs,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<Embedding>> {
         let lengths: Vec<usize> = tokenized.iter().map(|text| text.ids.len()).collect();
 
-        let mut results: Vec<Option<Embedding>> = vec![None; texts.len()];
+        let mut results: Vec<Option<Embedding>> = vec![None; tokenized.len()];
         for batch in plan_batches(&lengths, &self.limits) {
             tracing::debug!(
                 texts = batch.members.len(),
                 sequence = batch.sequence,
                 "running batch"
             );
-            let output = self.model.run(&self.pad(&batch, &tokenized), outputs)?;
+            let output = self.model.run(&self.pad(&batch, tokenized), outputs)?;
             for (row, &index) in batch.members.iter().enumerate() {
                 let slices = RowSlices::new(&output, row, batch.sequence);
                 results[index] = Some(self.cut(&tokenized[index], &slices, index)?);

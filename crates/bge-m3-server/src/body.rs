@@ -1,0 +1,91 @@
+//! Reading a JSON request body under the payload limit.
+//!
+//! Handlers take the body as bytes and parse it here, instead of using axum's `Json`
+//! extractor, so that an oversized body and malformed JSON get the server's JSON
+//! errors, and a wrong field is named by its path (`input[2]`).
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+use serde_json::error::Category;
+
+use crate::error::ApiError;
+
+/// Parses a request body as `T`. `max_bytes` is the limit the router enforces, used
+/// in the error message.
+pub fn parse_json<T: DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+    max_bytes: usize,
+) -> Result<T, ApiError> {
+    let bytes = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { max: max_bytes },
+        _ => ApiError::InvalidJson {
+            field: ".".to_owned(),
+            reason: rejection.body_text(),
+        },
+    })?;
+    let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        // A cut-off body concerns the whole body, not the field being read.
+        let field = match error.inner().classify() {
+            Category::Eof => ".".to_owned(),
+            _ => error.path().to_string(),
+        };
+        ApiError::InvalidJson {
+            field,
+            reason: error.inner().to_string(),
+        }
+    })?;
+    deserializer.end().map_err(|error| ApiError::InvalidJson {
+        field: ".".to_owned(),
+        reason: error.to_string(),
+    })?;
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Request {
+        input: Vec<String>,
+        count: Option<u32>,
+    }
+
+    fn parse(json: &str) -> Result<Request, ApiError> {
+        parse_json(Ok(Bytes::from(json.to_owned())), 100)
+    }
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let error = parse(r#"{"input": ["a", 3]}"#).unwrap_err();
+        let ApiError::InvalidJson { field, .. } = error else {
+            panic!("expected InvalidJson");
+        };
+        assert_eq!(field, "input[1]");
+    }
+
+    #[test]
+    fn missing_field_is_named() {
+        let error = parse(r#"{"count": 1}"#).unwrap_err();
+        assert!(
+            error.to_string().contains("missing field `input`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn trailing_characters_are_invalid() {
+        let error = parse(r#"{"input": []} x"#).unwrap_err();
+        assert!(error.to_string().contains("trailing characters"), "{error}");
+    }
+
+    #[test]
+    fn syntax_error_is_invalid_json() {
+        let error = parse(r#"{"input": ["#).unwrap_err();
+        assert!(matches!(error, ApiError::InvalidJson { .. }), "{error}");
+    }
+}

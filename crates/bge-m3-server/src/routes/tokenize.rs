@@ -1,0 +1,65 @@
+//! `POST /tokenize`: the token ids and token texts the model gets for each input.
+//!
+//! The body differs from text-embeddings-inference's `/tokenize`, which also returns
+//! character offsets; `inputs` is accepted as a name for `input`.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use crate::body::parse_json;
+use crate::error::ApiError;
+use crate::input::Inputs;
+use crate::state::AppState;
+use crate::tokenize::{tokenize as tokenize_texts, Truncation};
+
+#[derive(Debug, Deserialize)]
+pub(super) struct TokenizeRequest {
+    #[serde(alias = "inputs")]
+    input: Inputs,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct TokenizeResponse {
+    data: Vec<TokenizedInput>,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct TokenizedInput {
+    index: usize,
+    /// Token ids, `<s>` first and `</s>` last, cut to the max input tokens.
+    ids: Vec<u32>,
+    /// The vocabulary text of each id.
+    tokens: Vec<String>,
+    /// Whether the input was longer than the max input tokens and was cut.
+    truncated: bool,
+}
+
+/// Tokenizes the inputs as the embedding routes do with truncation on.
+pub(super) async fn tokenize(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<TokenizeResponse>, ApiError> {
+    let request: TokenizeRequest = parse_json(body, state.limits().max_payload_bytes)?;
+    let texts = state.check_inputs(request.input, "input")?;
+    let embedder = state.embedder();
+    let tokenized = tokenize_texts(embedder.clone(), texts, Truncation::Truncate).await?;
+    let tokenizer = embedder.tokenizer();
+    let data = tokenized
+        .into_iter()
+        .enumerate()
+        .map(|(index, text)| TokenizedInput {
+            index,
+            tokens: text
+                .ids
+                .iter()
+                .map(|&id| tokenizer.id_to_token(id).unwrap_or_default())
+                .collect(),
+            ids: text.ids,
+            truncated: text.truncated,
+        })
+        .collect();
+    Ok(Json(TokenizeResponse { data }))
+}
