@@ -27,6 +27,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{OutputSelector, RunOptions, Session, SessionOutputs};
 use ort::value::Tensor;
 
@@ -156,8 +157,12 @@ impl OnnxModel {
             let action = action.to_owned();
             move |source| Error::Onnx { action, source }
         };
-        let mut builder =
-            Session::builder(environment).map_err(onnx_error("create a session builder"))?;
+        // ONNX Runtime's full graph optimisation (constant folding, fusions, layout
+        // changes) is set explicitly rather than left to the builder's defaults.
+        let mut builder = Session::builder(environment)
+            .map_err(onnx_error("create a session builder"))?
+            .with_optimization_level(GraphOptimizationLevel::Level3)
+            .map_err(|e| onnx_error("set the graph optimization level")(e.into()))?;
         if settings.intra_threads > 0 {
             builder = builder
                 .with_intra_threads(settings.intra_threads)
