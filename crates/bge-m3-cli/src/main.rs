@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod embed;
 mod input;
 mod output;
@@ -30,6 +31,8 @@ enum Command {
     Score(score::ScoreArgs),
     /// Compare the engine with a FlagEmbedding reference dump (python/dump_reference.py).
     Verify(verify::VerifyArgs),
+    /// Time one workload (throughput or latency) and print one JSON object of figures.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
         Command::Embed(args) => embed::run(&args),
         Command::Score(args) => score::run(&args),
         Command::Verify(args) => verify::run(&args),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(code) => code,
