@@ -106,7 +106,7 @@ def workload_table(workload: dict) -> list[str]:
         lines.append(
             f"| {name} | {report['tokens_per_second']:.1f} | {report['texts_per_second']:.2f} "
             f"| {report['best_seconds']:.2f} | {report['median_seconds']:.2f} "
-            f"| {optional(report["p50_ms"], 2)} | {optional(report["p99_ms"], 2)} "
+            f"| {optional(report['p50_ms'], 2)} | {optional(report['p99_ms'], 2)} "
             f"| {report['sgemm_fraction']:.2f} | {report['load_seconds']:.1f} "
             f"| {mib(report['rss_after_load_mib'])} | {mib(report['peak_rss_mib'])} "
             f"| {mib(report['peak_rss_above_load_mib'])} "
