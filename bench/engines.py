@@ -33,7 +33,7 @@ class Engine:
     name: str
     description: str
     command: list[str]
-    # Why the engine cannot run, with the command that fixes it; None when it can.
+    # Reason the engine cannot run, with the command that fixes it, or None.
     missing: str | None
     uses_ort_library: bool = False
 

@@ -1,7 +1,7 @@
 """The model's FLOPs per text and the machine's fp32 SGEMM rate.
 
 FLOPs count multiply-adds as 2 and include only matrix products, which dominate the
-cost; layer norms, softmax, GELU, the embedding lookup and the dense head are left
+cost. Layer norms, softmax, GELU, the embedding lookup and the dense head are left
 out. For one text of L tokens (no padding) through an XLM-R encoder of n layers,
 hidden size d and FFN size f, per token:
 

@@ -85,7 +85,9 @@ def workload_table(workload: dict) -> list[str]:
     lines = [
         f"### {workload['name']}: {workload['description']}",
         "",
-        "Machine load: the 1-minute load average before and after the engine's run.",
+        "Machine load: the 1-minute load average before and after the engine's run. "
+        "CPU share: the CPU time the engine's process got (load included) over its wall "
+        "time and its threads; well below 1 means other work took the cores.",
         "",
         f"{workload['texts']} texts, {workload['tokens']} tokens per pass, outputs "
         f"{workload['outputs']}, token budget {workload['token_budget']}, "
@@ -93,14 +95,14 @@ def workload_table(workload: dict) -> list[str]:
         "",
         "| engine | tokens/s | texts/s | best s | median s | p50 ms | p99 ms "
         "| SGEMM fraction | load s | RSS after load MiB | peak RSS MiB | peak above load MiB "
-        "| machine load |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| machine load | CPU share |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     notes = []
     for name, run in workload["runs"].items():
         report = run.get("report")
         if report is None:
-            lines.append(f"| {name} | {run['status']} |" + " |" * 12)
+            lines.append(f"| {name} | {run['status']} |" + " |" * 13)
             notes.append(f"- {name}: {run.get('reason', run['status'])}")
             continue
         lines.append(
@@ -110,7 +112,8 @@ def workload_table(workload: dict) -> list[str]:
             f"| {report['sgemm_fraction']:.2f} | {report['load_seconds']:.1f} "
             f"| {mib(report['rss_after_load_mib'])} | {mib(report['peak_rss_mib'])} "
             f"| {mib(report['peak_rss_above_load_mib'])} "
-            f"| {run['load_1min_before']:.1f} → {run['load_1min_after']:.1f} |"
+            f"| {run['load_1min_before']:.1f} → {run['load_1min_after']:.1f} "
+            f"| {run['cpu_share']:.2f} |"
         )
         if report["notes"]:
             notes.append(f"- {name}: " + "; ".join(report["notes"]))

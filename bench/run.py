@@ -1,11 +1,11 @@
 """Compare bge-m3 with its peers on the same model and texts, in one run.
 
-Generates the workload texts with the model's tokenizer.json (bench/workloads.py),
-measures the machine's fp32 SGEMM rate, then runs every selected engine on every
-selected workload, one process at a time (never two at once: the 8192-token
-workload needs up to about 20 GB in engines without fused attention). Workloads are
-the outer loop, so each workload's engines run close together in time. Writes the
-raw results as JSON, a Markdown section and a PNG plot.
+Generates the workload texts with the model's tokenizer.json (bench/workloads.py)
+and measures the machine's fp32 SGEMM rate. Then it runs every selected engine on
+every selected workload, one process at a time, because the 8192-token workload
+needs up to about 20 GB in engines without fused attention. Workloads are the outer
+loop, so each workload's engines run close together in time. Writes the raw results
+as JSON, a Markdown section and a PNG plot.
 
 Run it with bench/.venv (bash bench/setup.sh): it needs tokenizers, numpy,
 threadpoolctl and matplotlib. FlagEmbedding and the onnxruntime Python peer run in
@@ -21,6 +21,7 @@ import json
 import os
 import pathlib
 import platform
+import resource
 import shlex
 import subprocess
 import sys
@@ -48,6 +49,7 @@ def parse_args() -> argparse.Namespace:
                         help="comma-separated engines, or 'all' (adds bge-m3-lite-raw)")
     parser.add_argument("--workloads", default=",".join(names),
                         help=f"comma-separated workloads of {', '.join(names)}")
+
     parser.add_argument("--quick", action="store_true",
                         help="few texts and calls, 1 repetition: a smoke test")
     parser.add_argument("--repeat", type=int, default=2,
@@ -55,6 +57,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=1,
                         help="untimed one-text calls before timing (latency: at least 5)")
     parser.add_argument("--threads", type=int, default=2, help="intra-op threads per engine")
+
     parser.add_argument("--reference-python", type=pathlib.Path,
                         default=os.environ.get("BENCH_REFERENCE_PYTHON",
                                                REPO_ROOT / "python" / ".venv" / "bin" / "python"),
@@ -65,6 +68,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--fastembed-peer", type=pathlib.Path,
                         default=REPO_ROOT / "bench" / "peers" / "fastembed-peer" / "target"
                         / "release" / "fastembed-peer")
+
     parser.add_argument("--output-dir", type=pathlib.Path,
                         help="where results go (default: docs/, or bench/work/quick with --quick)")
     parser.add_argument("--sgemm-size", type=int, default=4096, help="matrix side of the SGEMM")
@@ -120,7 +124,7 @@ def select(items: list, names: str, kind: str) -> list:
 
 
 def engine_arguments(workload, args, input_path: pathlib.Path) -> list[str]:
-    """The bge-m3 bench options for one workload."""
+    """Return the bge-m3 bench options for one workload."""
     repeat = 1 if args.quick else args.repeat
     warmup = max(args.warmup, 5) if workload.mode == "latency" else args.warmup
     return [
@@ -148,8 +152,11 @@ def run_engine(engine, workload, args, input_path: pathlib.Path, log_dir: pathli
         print(f"  {engine.name}: skipped, {engine.missing}", file=sys.stderr)
         return {"status": "skipped", "reason": engine.missing}
     command = engine.command + engine_arguments(workload, args, input_path)
+
     log_path = log_dir / f"{workload.name}-{engine.name}.log"
     load_before = os.getloadavg()[0]
+    busiest_before = machine_snapshot()["busiest_processes"][:4]
+    cpu_before = children_cpu_seconds()
     start = time.monotonic()
     with log_path.open("w") as log:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log,
@@ -161,9 +168,17 @@ def run_engine(engine, workload, args, input_path: pathlib.Path, log_dir: pathli
             process.communicate()
             return {"status": "timed out", "reason": f"timed out after {args.timeout:.0f} s",
                     "command": shlex.join(command)}
+
+    wall_seconds = time.monotonic() - start
+    cpu_seconds = children_cpu_seconds() - cpu_before
     result = {
         "command": shlex.join(command),
-        "wall_seconds": time.monotonic() - start,
+        "wall_seconds": wall_seconds,
+        # CPU time the engine's process got over its whole run (load included), as a
+        # share of the CPUs it may use: well below 1 means other work took the cores.
+        "cpu_seconds": cpu_seconds,
+        "cpu_share": cpu_seconds / wall_seconds / args.threads,
+        "busiest_processes_before": busiest_before,
         "load_1min_before": load_before,
         "load_1min_after": os.getloadavg()[0],
         "log": str(log_path),
@@ -176,6 +191,12 @@ def run_engine(engine, workload, args, input_path: pathlib.Path, log_dir: pathli
         return dict(result, status="failed", reason=reason)
     result.update(status="ok", report=json.loads(lines[-1]))
     return result
+
+
+def children_cpu_seconds() -> float:
+    """Return the user and system CPU seconds of all reaped child processes."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def describe_timing(workload, args) -> str:

@@ -4,7 +4,7 @@ Runs in the reference environment (python/requirements.txt). `--model` is a
 FlagEmbedding checkpoint folder (XLM-RoBERTa weights, tokenizer, colbert_linear.pt,
 sparse_linear.pt). FlagEmbedding 1.4.2's `encode` runs its first batch twice, once
 to probe the batch size and once for real (`encode_single_device` in
-`inference/embedder/encoder_only/m3.py`); the figures include that probe, as a user
+`inference/embedder/encoder_only/m3.py`). The figures include that probe, as a user
 sees it.
 """
 

@@ -1,12 +1,13 @@
 """ONNX Runtime in Python on the three-output export, post-processing in numpy.
 
-The path of the first ONNX experiments with this model: `onnxruntime.InferenceSession`
-with its default session options and the intra-op thread count set, the Hugging Face
-tokenizer of the model folder as FlagEmbedding calls it (truncation at the max
-length), texts sorted longest first and grouped under the token budget, and
-FlagEmbedding 1.4.2's post-processing in numpy: the dense vector as the graph returns
-it, sparse weights max-pooled per token id without the special tokens, ColBERT rows
-cut to the text's length. Runs in the reference environment (python/requirements.txt).
+The path of the first ONNX experiments with this model. `onnxruntime.InferenceSession`
+runs with its default session options and the intra-op thread count set. The Hugging
+Face tokenizer of the model folder is called as FlagEmbedding calls it (truncation at
+the max length), and texts are sorted longest first and grouped under the token
+budget. FlagEmbedding 1.4.2's post-processing runs in numpy: the dense vector as the
+graph returns it, sparse weights max-pooled per token id without the special tokens,
+and ColBERT rows cut to the text's length. Runs in the reference environment
+(python/requirements.txt).
 """
 
 import pathlib

@@ -129,7 +129,7 @@ def run(engine: Engine, args) -> None:
     """Load the engine, run the workload and print the JSON report."""
     texts = read_texts(args.input)
     if not texts:
-        raise SystemExit(f"error: the input file {args.input} holds no texts")
+        raise SystemExit(f"error: the input file {args.input} contains no texts")
 
     # The engine's modules are imported before this point: the load time covers
     # building the model only, as it does for bge-m3 bench.

@@ -1,7 +1,7 @@
 //! `bge-m3 bench`: time one workload on a model loaded once, print one JSON object.
 //!
-//! The model is loaded once; the load time and the resident memory after the load
-//! are recorded. Then one workload runs on the texts of a JSONL file:
+//! The model is loaded once, and the load time and the resident memory after the
+//! load are recorded. Then one workload runs on the texts of a JSONL file:
 //!
 //! - throughput: all texts in one `embed` call, repeated `--repeat` times; best and
 //!   median seconds, tokens/s and texts/s (both from the best repetition);
@@ -71,7 +71,7 @@ pub struct BenchArgs {
     threads: Option<usize>,
 }
 
-/// Which outputs a workload computes.
+/// Outputs a workload computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputChoice {
@@ -94,7 +94,7 @@ impl OutputChoice {
     }
 }
 
-/// How the workload is timed.
+/// Timing mode of a workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
@@ -139,7 +139,7 @@ struct Report {
 pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let texts = read_texts(&args.input)?;
     if texts.is_empty() {
-        bail!("the input file {} holds no texts", args.input.display());
+        bail!("the input file {} contains no texts", args.input.display());
     }
 
     let start = Instant::now();

@@ -66,7 +66,7 @@ fn bench_throughput_report() {
     assert_eq!(report["outputs"], "all");
     assert_eq!(report["threads"], 1);
     assert_eq!(report["texts"], 3);
-    // Each text's tokens plus <s> and </s>, from the tokenizer on the same texts.
+    // Three texts of at least one token each, plus <s> and </s> for each text.
     assert!(report["tokens"].as_u64().unwrap() > 6, "{report}");
     assert_eq!(report["seconds"].as_array().unwrap().len(), 3);
     assert!(report["p50_ms"].is_null());
@@ -129,7 +129,7 @@ fn bench_rejects_empty_input() {
     let output = bench(&workload(dir.path(), &[]), &[]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("holds no texts"), "{stderr}");
+    assert!(stderr.contains("contains no texts"), "{stderr}");
 }
 
 #[test]

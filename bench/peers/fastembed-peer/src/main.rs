@@ -106,7 +106,7 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let texts = read_texts(&args.input)?;
     if texts.is_empty() {
-        bail!("the input file {} holds no texts", args.input.display());
+        bail!("the input file {} contains no texts", args.input.display());
     }
     let threads = args
         .threads
