@@ -39,7 +39,7 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 def parse_args() -> argparse.Namespace:
     names = [workload.name for workload in workload_list.WORKLOADS]
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", type=pathlib.Path, required=True,
+    parser.add_argument("--model", type=pathlib.Path,
                         help="three-output export and FlagEmbedding checkpoint in one folder")
     parser.add_argument("--lite-backbone", type=pathlib.Path,
                         help="backbone-only export for bge-m3-lite "
@@ -74,6 +74,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--sgemm-size", type=int, default=4096, help="matrix side of the SGEMM")
     parser.add_argument("--sgemm-runs", type=int, default=5)
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per engine run")
+    parser.add_argument("--report-from", type=pathlib.Path,
+                        help="write the outputs from saved results (such as the "
+                             "partial-results.json of a stopped run) instead of running")
     return parser.parse_args()
 
 
@@ -206,12 +209,12 @@ def describe_timing(workload, args) -> str:
     return f"all texts in one call, best of {repeat}, after {args.warmup} untimed one-text call"
 
 
-def run_workloads(args, engines, workloads, folders) -> list[dict]:
-    """Run every engine on every workload; the results so far are saved after each run."""
+def run_workloads(args, engines, workloads, folders, results: dict) -> list[dict]:
+    """Run every engine on every workload, saving `results` so far after each run."""
     config = json.loads((args.model / "config.json").read_text())
     arch = flops.Architecture.from_config(config)
     maker = workload_list.TextMaker(args.model / "tokenizer.json")
-    results = []
+    done = results["workloads"]
     for workload in workloads:
         input_path = workload_list.write_texts(workload, maker, folders["texts"])
         tokens = workload.texts * workload.tokens
@@ -238,10 +241,11 @@ def run_workloads(args, engines, workloads, folders) -> list[dict]:
             if "report" in run:
                 print(f"  {engine.name}: {summarize(run['report'])}", file=sys.stderr)
             entry["runs"][engine.name] = run
-            partial = [*results, entry]
+            if entry not in done:
+                done.append(entry)
+            partial = dict(results, machine=machine_facts(results["start"], machine_snapshot()))
             (folders["logs"] / "partial-results.json").write_text(json.dumps(partial, indent=1))
-        results.append(entry)
-    return results
+    return done
 
 
 def arch_summary(model: pathlib.Path) -> str:
@@ -260,6 +264,13 @@ def summarize(engine_report: dict) -> str:
 
 def main() -> None:
     args = parse_args()
+    if args.report_from:
+        results = json.loads(args.report_from.read_text())
+        report.derive(results)
+        write_outputs(results, args.output_dir or REPO_ROOT / "docs")
+        return
+    if args.model is None:
+        raise SystemExit("error: --model is required unless --report-from is given")
     args.model = args.model.resolve()
     if args.lite_backbone is None:
         args.lite_backbone = REPO_ROOT / "models" / f"{args.model.name}-backbone"
@@ -295,10 +306,17 @@ def main() -> None:
         "engines": [engine.name for engine in engines],
         "engine_descriptions": {engine.name: engine.description for engine in engines},
         "sgemm": sgemm,
-        "workloads": run_workloads(args, engines, workloads, folders),
+        "start": start,
+        "workloads": [],
     }
-    end = machine_snapshot()
-    results["machine"] = {
+    run_workloads(args, engines, workloads, folders, results)
+    results["machine"] = machine_facts(start, machine_snapshot())
+    report.derive(results)
+    write_outputs(results, output_dir)
+
+
+def machine_facts(start: dict, end: dict) -> dict:
+    return {
         "cpu": cpu_model(), "cpus": os.cpu_count(), "memory_gib": memory_gib(),
         "kernel": platform.release(),
         "date_start": start["date"], "date_end": end["date"],
@@ -306,8 +324,6 @@ def main() -> None:
         "busiest_processes_start": start["busiest_processes"],
         "busiest_processes_end": end["busiest_processes"],
     }
-    report.derive(results)
-    write_outputs(results, output_dir)
 
 
 def write_outputs(results: dict, output_dir: pathlib.Path) -> None:
