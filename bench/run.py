@@ -178,7 +178,8 @@ def run_engine(engine, workload, args, input_path: pathlib.Path, log_dir: pathli
         "command": shlex.join(command),
         "wall_seconds": wall_seconds,
         # CPU time the engine's process got over its whole run (load included), as a
-        # share of the CPUs it may use: well below 1 means other work took the cores.
+        # share of the CPUs it may use. Below 1, other work took the cores or the
+        # engine left one idle in single-threaded steps.
         "cpu_seconds": cpu_seconds,
         "cpu_share": cpu_seconds / wall_seconds / args.threads,
         "busiest_processes_before": busiest_before,
@@ -310,6 +311,11 @@ def main() -> None:
         "workloads": [],
     }
     run_workloads(args, engines, workloads, folders, results)
+    # Measured again at the end: on a shared machine either measurement may have run
+    # while other work took the cores, and the fractions use the better one.
+    results["sgemm_end"] = flops.measure_sgemm(
+        sys.executable, args.sgemm_size, args.threads, args.sgemm_runs)
+    print(f"SGEMM at the end: {results['sgemm_end']['gflops_best']:.1f} GFLOP/s", file=sys.stderr)
     results["machine"] = machine_facts(start, machine_snapshot())
     report.derive(results)
     write_outputs(results, output_dir)

@@ -16,7 +16,7 @@
 
 use std::fs::File;
 use std::io::{BufReader, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -184,7 +184,7 @@ fn options(args: &BenchArgs) -> EmbedderOptions {
     options
 }
 
-fn read_texts(path: &PathBuf) -> anyhow::Result<Vec<String>> {
+fn read_texts(path: &Path) -> anyhow::Result<Vec<String>> {
     let file = File::open(path)
         .with_context(|| format!("failed to open the input file {}", path.display()))?;
     let mut records = RecordReader::new(BufReader::new(file), InputFormat::JsonLines);
