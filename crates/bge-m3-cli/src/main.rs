@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod download;
 mod embed;
 mod input;
@@ -38,6 +39,8 @@ enum Command {
     Download(download::DownloadArgs),
     /// Serve embeddings over HTTP (OpenAI, text-embeddings-inference and native routes).
     Serve(bge_m3_server::ServeArgs),
+    /// Time one workload (throughput or latency) and print one JSON object of figures.
+    Bench(bench::BenchArgs),
 }
 
 /// Default log filter of the commands: warnings only. ONNX Runtime's own log lines
@@ -68,6 +71,10 @@ fn main() -> ExitCode {
             // ONNX Runtime logs every graph optimisation at info, so it gets warn.
             init_logging("info,ort=warn");
             bge_m3_server::run(&args).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Bench(args) => {
+            init_logging(COMMAND_LOGS);
+            bench::run(&args)
         }
     };
     match result {
