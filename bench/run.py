@@ -77,6 +77,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--report-from", type=pathlib.Path,
                         help="write the outputs from saved results (such as the "
                              "partial-results.json of a stopped run) instead of running")
+    parser.add_argument("--sgemm-from", type=pathlib.Path,
+                        help="with --report-from: also use the SGEMM rates of these results")
     return parser.parse_args()
 
 
@@ -109,7 +111,7 @@ def memory_gib() -> float:
 
 
 def git_commit() -> str:
-    result = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
+    result = subprocess.run(["git", "-C", str(REPO_ROOT), "describe", "--always", "--dirty"],
                             capture_output=True, text=True, check=False)
     return result.stdout.strip() or "unknown"
 
@@ -267,6 +269,9 @@ def main() -> None:
     args = parse_args()
     if args.report_from:
         results = json.loads(args.report_from.read_text())
+        if args.sgemm_from:
+            other = json.loads(args.sgemm_from.read_text())
+            results["sgemm_other_run"] = report.best_sgemm(other)
         report.derive(results)
         write_outputs(results, args.output_dir or REPO_ROOT / "docs")
         return
