@@ -1,6 +1,6 @@
 """Export a FlagEmbedding-format BGE-M3 checkpoint to a three-output ONNX model.
 
-The checkpoint folder holds Hugging Face XLM-RoBERTa weights, the tokenizer files,
+The checkpoint folder contains Hugging Face XLM-RoBERTa weights, the tokenizer files,
 `colbert_linear.pt` and `sparse_linear.pt`, as `BAAI/bge-m3` publishes them. The
 ONNX graph runs FlagEmbedding 1.4.2's own model forward with dense, sparse and
 ColBERT enabled, so the engine computes exactly what `BGEM3FlagModel.encode` does:

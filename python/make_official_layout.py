@@ -1,6 +1,6 @@
 """Write the tiny test model in the layout of the BAAI/bge-m3 repository.
 
-`BAAI/bge-m3` publishes no three-output graph. Its `onnx/` folder holds a
+`BAAI/bge-m3` publishes no three-output graph. Its `onnx/` folder contains a
 backbone-only export (inputs `input_ids`, `attention_mask`; outputs
 `token_embeddings` [batch, sequence, hidden] and `sentence_embedding`
 [batch, hidden]) with its weights in `model.onnx_data` and one Constant node's

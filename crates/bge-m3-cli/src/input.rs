@@ -191,8 +191,8 @@ pub fn read_chunk<T>(
     }
 }
 
-/// Ends a run stopped by an input error: a read failure is fatal and returned as an
-/// error (exit code 2); an invalid line is reported and gives exit code 1.
+/// Ends a run stopped by an input error. A read failure is fatal and is returned as
+/// an error (exit code 2). An invalid line is reported and gives exit code 1.
 pub fn stop_on_input_error(
     error: InputError,
     input_name: &str,

@@ -44,7 +44,7 @@ enum Command {
 }
 
 /// Default log filter of the commands: warnings only. ONNX Runtime's own log lines
-/// repeat the errors that the engine returns, so they are off unless RUST_LOG asks.
+/// repeat the errors that the engine returns, so they are off unless RUST_LOG enables them.
 const COMMAND_LOGS: &str = "warn,ort=off";
 
 fn main() -> ExitCode {

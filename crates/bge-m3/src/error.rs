@@ -293,7 +293,7 @@ pub enum Error {
         message: Option<String>,
     },
 
-    /// The Hub answered with an unexpected HTTP status.
+    /// The Hub returned an unexpected HTTP status.
     #[error("request to {url} failed with HTTP {status}")]
     HubStatus {
         /// The requested URL.
@@ -359,7 +359,7 @@ pub enum Error {
         revision: String,
         /// The Hub cache folder.
         cache_dir: PathBuf,
-        /// Why the Hub was not asked, such as `HF_HUB_OFFLINE is set`.
+        /// The reason the Hub was not contacted, such as `HF_HUB_OFFLINE is set`.
         reason: String,
     },
 

@@ -2,9 +2,10 @@
 //!
 //! The dump comes from `python/dump_reference.py` run on the same texts with the
 //! FlagEmbedding checkpoint the model was exported from. For each text the report
-//! shows the dense cosine similarity and max abs difference; the sparse token counts
-//! on both sides, whether the id sets are equal, the max weight difference and the
-//! top-5 tokens side by side; the ColBERT row counts and max difference. The exit code
+//! shows the dense cosine similarity and max abs difference. For sparse weights it
+//! shows the token counts on both sides, whether the id sets are equal, the max weight
+//! difference and the top-5 tokens side by side. For ColBERT it shows the row counts
+//! and the max difference. The exit code
 //! is 1 when any text is outside a tolerance, and the report names those texts.
 
 mod compare;
