@@ -13,8 +13,8 @@ pub const DEFAULT_MAX_INPUTS: usize = 256;
 /// Default max request body: 2 MiB, text-embeddings-inference's `--payload-limit`.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 2 * 1024 * 1024;
 
-/// Default max tokens queued or running: 16 full batches of the default token budget.
-pub const DEFAULT_MAX_QUEUED_TOKENS: usize = 16 * bge_m3::DEFAULT_TOKEN_BUDGET;
+/// Default max tokens queued or running: 64 full batches of the default token budget.
+pub const DEFAULT_MAX_QUEUED_TOKENS: usize = 64 * bge_m3::DEFAULT_TOKEN_BUDGET;
 
 /// Flags of `bge-m3 serve`.
 #[derive(Debug, Clone, clap::Parser)]

@@ -234,7 +234,7 @@ async fn info_reports_model_and_limits() {
     assert_eq!(json["model"], "tiny-bge-m3");
     assert_eq!(json["dimensions"], 32);
     assert_eq!(json["max_input_tokens"], 8192);
-    assert_eq!(json["token_budget"], 16384);
+    assert_eq!(json["token_budget"], bge_m3::DEFAULT_TOKEN_BUDGET);
     assert_eq!(json["limits"]["max_inputs"], 7);
     assert_eq!(
         json["limits"]["max_payload_bytes"],
