@@ -5,10 +5,16 @@ Same architecture and size as BAAI/bge-m3 (XLM-RoBERTa large: 24 layers, hidden 
 and memory; its weights are random, so its outputs mean nothing. It uses the tiny test
 model's tokenizer (ids below 689), which changes nothing in the cost per token.
 
-Writes `models/bench-bge-m3/` (checkpoint + three-output ONNX export). About 2.3 GB of
-weights twice over, and a few minutes on 2 cores. Not committed.
+Writes both layouts that the engine runs, about 2.3 GB of weights each, in a few
+minutes on 2 cores. Not committed.
+
+- `models/bench-bge-m3/`: the FlagEmbedding checkpoint and the three-output ONNX export
+  (`export_onnx.py`, fused attention unless `--attention standard`);
+- `models/bench-bge-m3-official/`: the layout of the BAAI/bge-m3 repository, a
+  backbone-only graph under `onnx/` and float16 heads (`make_official_layout.py`).
 
 Usage: python python/make_bench_model.py [--output models/bench-bge-m3]
+           [--official models/bench-bge-m3-official] [--attention fused|standard]
 """
 
 import argparse
@@ -21,6 +27,7 @@ import torch
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import corpus  # noqa: E402
 import export_onnx  # noqa: E402
+import make_official_layout  # noqa: E402
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 TINY_MODEL = REPO_ROOT / "tests" / "fixtures" / "tiny-bge-m3"
@@ -71,13 +78,30 @@ def build(model_dir: pathlib.Path) -> None:
     torch.save(sparse.state_dict(), model_dir / "sparse_linear.pt")
 
 
+def write_official(model_dir: pathlib.Path, official: pathlib.Path) -> None:
+    """Write the same weights in the BAAI/bge-m3 layout, as the engine loads it."""
+    official.mkdir(parents=True, exist_ok=True)
+    for name in make_official_layout.ROOT_FILES:
+        shutil.copyfile(model_dir / name, official / name)
+    make_official_layout.write_half_heads(model_dir, official)
+    flag_model = export_onnx.load_flag_model(model_dir)
+    backbone = make_official_layout.export_backbone(flag_model, official / "onnx")
+    make_official_layout.check_backbone(flag_model, backbone)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--output", type=pathlib.Path, default=REPO_ROOT / "models" / "bench-bge-m3")
+    parser.add_argument("--official", type=pathlib.Path,
+                        help="folder for the BAAI/bge-m3 layout (default: OUTPUT-official)")
+    parser.add_argument("--attention", choices=["fused", "standard"], default="fused",
+                        help="attention of the three-output export (see export_onnx.py)")
     args = parser.parse_args()
+    official = args.official or args.output.with_name(args.output.name + "-official")
     build(args.output)
-    export_onnx.export(args.output, args.output)
-    print(f"wrote {args.output}", file=sys.stderr)
+    export_onnx.export(args.output, args.output, attention=args.attention)
+    write_official(args.output, official)
+    print(f"wrote {args.output} and {official}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -69,6 +69,10 @@ pub struct BenchArgs {
     /// ONNX Runtime intra-op threads (default: the number of CPUs available).
     #[arg(long, env = "BGE_M3_THREADS")]
     threads: Option<usize>,
+
+    /// Whether ONNX Runtime's intra-op threads spin while they wait for work.
+    #[arg(long, action = clap::ArgAction::Set, default_value_t = true)]
+    spinning: bool,
 }
 
 /// Outputs a workload computes.
@@ -114,6 +118,7 @@ struct Report {
     /// ONNX Runtime intra-op threads (0: ONNX Runtime's default).
     threads: usize,
     token_budget: usize,
+    spinning: bool,
     max_length: usize,
     texts: usize,
     /// Tokens of one pass over the texts, `<s>` and `</s>` included, padding excluded.
@@ -177,6 +182,7 @@ fn options(args: &BenchArgs) -> EmbedderOptions {
     let mut options = EmbedderOptions::new()
         .with_max_length(args.max_length)
         .with_token_budget(args.token_budget)
+        .with_spinning(args.spinning)
         .with_outputs(args.outputs.outputs());
     if let Some(threads) = args.threads {
         options = options.with_threads(threads);
@@ -267,6 +273,7 @@ impl Report {
             outputs: args.outputs,
             threads: 0,
             token_budget: args.token_budget,
+            spinning: args.spinning,
             max_length: args.max_length,
             texts: texts.len(),
             tokens,

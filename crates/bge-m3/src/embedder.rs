@@ -16,10 +16,10 @@ use crate::tokenizer::{read_json, TokenizedText, Tokenizer};
 /// embeddings minus the two that XLM-R skips (positions start at pad id + 1).
 pub const DEFAULT_MAX_LENGTH: usize = 8192;
 
-/// Default token budget of one batch, padding included. On the 2-core benchmark
-/// machine, 128-token passages ran 12 % faster in batches of 4096 tokens than of
-/// 16384, and 1024-token documents at the same speed (docs/benchmarks.md): smaller
-/// batches keep a layer's activations in cache and need a quarter of the memory.
+/// Default token budget of one batch, padding included. Batches of 4096 tokens need a
+/// quarter of the activation memory of batches of 16384. On a 2-core Xeon they were
+/// 12 % faster on 128-token passages and as fast on 1024-token documents
+/// (docs/benchmarks.md, "Token budget").
 pub const DEFAULT_TOKEN_BUDGET: usize = 4096;
 
 /// Default budget of one layer's attention scores in a batch, in bytes (512 MiB).
@@ -46,6 +46,10 @@ pub struct EmbedderOptions {
     /// ONNX Runtime intra-op threads; 0 lets ONNX Runtime choose. Default: the number
     /// of CPUs this process may use.
     pub threads: usize,
+    /// Whether ONNX Runtime's intra-op threads spin while they wait for work, which
+    /// saves the wake-up between operators but keeps the cores busy. Default: on,
+    /// as in ONNX Runtime.
+    pub spinning: bool,
     /// The outputs to compute. Default: all three.
     pub outputs: Outputs,
 }
@@ -57,6 +61,7 @@ impl Default for EmbedderOptions {
             token_budget: DEFAULT_TOKEN_BUDGET,
             attention_budget: DEFAULT_ATTENTION_BUDGET,
             threads: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            spinning: true,
             outputs: Outputs::ALL,
         }
     }
@@ -89,6 +94,12 @@ impl EmbedderOptions {
     /// Sets the ONNX Runtime intra-op thread count (0: ONNX Runtime's default).
     pub fn with_threads(mut self, threads: usize) -> Self {
         self.threads = threads;
+        self
+    }
+
+    /// Sets whether ONNX Runtime's intra-op threads spin while they wait for work.
+    pub fn with_spinning(mut self, spinning: bool) -> Self {
+        self.spinning = spinning;
         self
     }
 
@@ -157,6 +168,7 @@ impl Embedder {
         let tokenizer = Tokenizer::from_files(&files)?;
         let settings = SessionSettings {
             intra_threads: options.threads,
+            intra_spinning: options.spinning,
         };
         let model = Model::load(&files, settings)?;
         let limits = BatchLimits {

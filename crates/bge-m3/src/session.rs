@@ -122,6 +122,7 @@ pub(crate) struct HiddenStates {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SessionSettings {
     pub intra_threads: usize,
+    pub intra_spinning: bool,
 }
 
 /// Model metadata key that `python/export_onnx.py` sets on fused-attention graphs.
@@ -163,6 +164,9 @@ impl OnnxModel {
             .map_err(onnx_error("create a session builder"))?
             .with_optimization_level(GraphOptimizationLevel::Level3)
             .map_err(|e| onnx_error("set the graph optimization level")(e.into()))?;
+        builder = builder
+            .with_intra_op_spinning(settings.intra_spinning)
+            .map_err(|e| onnx_error("set intra-op spinning")(e.into()))?;
         if settings.intra_threads > 0 {
             builder = builder
                 .with_intra_threads(settings.intra_threads)
