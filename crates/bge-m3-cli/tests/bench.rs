@@ -65,6 +65,7 @@ fn bench_throughput_report() {
     assert_eq!(report["mode"], "throughput");
     assert_eq!(report["outputs"], "all");
     assert_eq!(report["threads"], 1);
+    assert_eq!(report["spinning"], true);
     assert_eq!(report["texts"], 3);
     // Three texts of at least one token each, plus <s> and </s> for each text.
     assert!(report["tokens"].as_u64().unwrap() > 6, "{report}");
@@ -101,6 +102,18 @@ fn bench_memory_figures() {
     );
     assert!(above_load >= 0.0);
     assert!(above_load <= peak);
+}
+
+#[test]
+fn bench_spinning_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = workload(dir.path(), &TEXTS);
+    let output = bench(&input, &["--repeat", "1", "--spinning", "false"]);
+    let report = report(&output);
+
+    assert_eq!(report["spinning"], false);
+    assert_eq!(report["texts"], 3);
+    assert!(number(&report, "tokens_per_second") > 0.0);
 }
 
 #[test]
