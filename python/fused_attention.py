@@ -8,10 +8,11 @@ it gets no key padding mask it runs MLAS flash attention, whose buffers are a fe
 blocks per thread whatever the sequence length (onnxruntime
 `contrib_ops/cpu/bert/multihead_attention.cc`).
 
-So the graph is written twice inside one `If` node that shares the weights:
+So each attention node is written twice, inside an `If` node that tests the mask once
+for the batch:
 
 - no padding in the batch (every attention mask value is 1): the branch whose
-  attention nodes get no mask, and ONNX Runtime uses flash attention;
+  attention node gets no mask, and ONNX Runtime uses flash attention;
 - padding: the branch that passes the key padding mask, computed without flash
   attention, with score matrices of batch × heads × sequence² floats.
 
@@ -105,53 +106,54 @@ def fuse_attention(xlm_roberta_model) -> MaskHolder:
     return holder
 
 
-def _rename_branch(graph: onnx.GraphProto, prefix: str) -> onnx.GraphProto:
-    """Return a copy of `graph`'s nodes as an If branch, every produced name prefixed.
+def _attention_branch(node: onnx.NodeProto, prefix: str, keep_mask: bool) -> onnx.GraphProto:
+    """Return an If branch holding a copy of the attention node, with or without its mask.
 
-    Inputs and initializers keep their names: the branch reads them from the outer
-    graph, so both branches share one copy of the weights.
+    The branch reads the node's inputs from the outer graph and renames only its output.
     """
-    produced = {output for node in graph.node for output in node.output if output}
-    rename = {name: f"{prefix}{name}" for name in produced}
-    branch = helper.make_graph([], f"{prefix}branch", [], [])
-    for node in graph.node:
-        node = copy.deepcopy(node)
-        node.name = f"{prefix}{node.name}"
-        node.input[:] = [rename.get(name, name) for name in node.input]
-        node.output[:] = [rename.get(name, name) for name in node.output]
-        branch.node.append(node)
-    for output in graph.output:
-        renamed = copy.deepcopy(output)
-        renamed.name = rename[output.name]
-        branch.output.append(renamed)
-    return branch
+    inner = copy.deepcopy(node)
+    inner.name = f"{prefix}{node.name}"
+    inner.output[:] = [f"{prefix}{node.output[0]}"]
+    if not keep_mask:
+        del inner.input[MASK_INPUT:]
+    output = helper.make_tensor_value_info(inner.output[0], TensorProto.FLOAT, None)
+    return helper.make_graph([inner], f"{prefix}{node.name}", [], [output])
+
+
+def _attention_split(node: onnx.NodeProto) -> onnx.NodeProto:
+    """Return an If node that runs the attention node without its mask when there is no padding."""
+    return helper.make_node(
+        "If",
+        ["has_no_padding"],
+        list(node.output),
+        then_branch=_attention_branch(node, "no_padding/", keep_mask=False),
+        else_branch=_attention_branch(node, "padding/", keep_mask=True),
+        name=f"{node.name}/padding_split",
+    )
 
 
 def split_on_padding(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Wrap the graph in an `If` that drops the attention mask when there is no padding."""
-    graph = model.graph
-    no_padding = _rename_branch(graph, "no_padding/")
-    for node in no_padding.node:
-        if node.op_type == MHA_OP and node.domain == MS_DOMAIN:
-            del node.input[MASK_INPUT:]
-    padding = _rename_branch(graph, "padding/")
+    """Put each attention node in an `If` that drops the mask when there is no padding.
 
+    Only the attention nodes go into the branches. The projections and their weights
+    stay in the main graph, where ONNX Runtime prepacks each weight and releases the
+    mapped external data as it goes; weights read from inside If branches stayed mapped
+    until the whole session was built, 1.2 GB of extra resident memory on BGE-M3.
+    """
+    graph = model.graph
     condition_nodes = [
         helper.make_node("ReduceMin", ["attention_mask"], ["mask_min"], keepdims=0),
         helper.make_node("Cast", ["mask_min"], ["mask_min_float"], to=TensorProto.FLOAT),
         helper.make_node("Constant", [], ["one"], value=helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])),
         helper.make_node("Equal", ["mask_min_float", "one"], ["has_no_padding"]),
     ]
-    branch_node = helper.make_node(
-        "If",
-        ["has_no_padding"],
-        [output.name for output in graph.output],
-        then_branch=no_padding,
-        else_branch=padding,
-        name="padding_split",
-    )
+    nodes = []
+    for node in graph.node:
+        if node.op_type == MHA_OP and node.domain == MS_DOMAIN:
+            nodes.append(_attention_split(node))
+        else:
+            nodes.append(node)
     del graph.node[:]
-    graph.node.extend(condition_nodes + [branch_node])
-    del graph.value_info[:]
+    graph.node.extend(condition_nodes + nodes)
     helper.set_model_props(model, {ATTENTION_METADATA_KEY: ATTENTION_METADATA_VALUE})
     return model

@@ -158,11 +158,11 @@ impl OnnxModel {
             let action = action.to_owned();
             move |source| Error::Onnx { action, source }
         };
-        // ONNX Runtime's full graph optimisation (constant folding, fusions, layout
-        // changes) is set explicitly rather than left to the builder's defaults.
+        // All of ONNX Runtime's graph optimisations (`ORT_ENABLE_ALL`, onnxruntime
+        // Python's default), set explicitly. ort's `Level3` is `ORT_ENABLE_LAYOUT`.
         let mut builder = Session::builder(environment)
             .map_err(onnx_error("create a session builder"))?
-            .with_optimization_level(GraphOptimizationLevel::Level3)
+            .with_optimization_level(GraphOptimizationLevel::All)
             .map_err(|e| onnx_error("set the graph optimization level")(e.into()))?;
         builder = builder
             .with_intra_op_spinning(settings.intra_spinning)
