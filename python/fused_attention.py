@@ -137,8 +137,9 @@ def split_on_padding(model: onnx.ModelProto) -> onnx.ModelProto:
 
     Only the attention nodes go into the branches. The projections and their weights
     stay in the main graph, where ONNX Runtime prepacks each weight and releases the
-    mapped external data as it goes; weights read from inside If branches stayed mapped
-    until the whole session was built, 1.2 GB of extra resident memory on BGE-M3.
+    mapped external data as it goes. Weights read from inside If branches stayed mapped
+    until the whole session was built, 1.2 GB of extra resident memory on BGE-M3
+    (onnxruntime 1.32.0).
     """
     graph = model.graph
     condition_nodes = [
