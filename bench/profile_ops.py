@@ -1,4 +1,4 @@
-"""Where a forward pass spends its time, and how fast ONNX Runtime multiplies matrices.
+"""Time per operator type of a forward pass, and ONNX Runtime's matrix-multiply rate.
 
 Two measurements that explain the SGEMM fractions of bench/run.py:
 

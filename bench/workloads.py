@@ -34,9 +34,9 @@ class Workload:
     mode: str = "throughput"
     outputs: str = "all"
     calls: int = 0
-    # Padded tokens per model call, the same for every engine: bge-m3's default. W3
-    # uses 8192 so that each 8192-token text runs alone in every engine: two in one
-    # call need about 20 GB with unfused attention.
+    # Padded tokens per model call, the same for every engine (bge-m3's default). W3
+    # uses 8192 so that each 8192-token text runs alone in every engine, because two in
+    # one call need about 20 GB with unfused attention.
     token_budget: int = 4096
 
     def with_size(self, texts: int, calls: int) -> "Workload":

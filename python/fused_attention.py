@@ -8,8 +8,8 @@ it gets no key padding mask it runs MLAS flash attention, whose buffers are a fe
 blocks per thread whatever the sequence length (onnxruntime
 `contrib_ops/cpu/bert/multihead_attention.cc`).
 
-So each attention node is written twice, inside an `If` node that tests the mask once
-for the batch:
+So each attention node is written twice, inside an `If` node. All the `If` nodes read
+one padding test, computed once for the batch:
 
 - no padding in the batch (every attention mask value is 1): the branch whose
   attention node gets no mask, and ONNX Runtime uses flash attention;
@@ -107,7 +107,7 @@ def fuse_attention(xlm_roberta_model) -> MaskHolder:
 
 
 def _attention_branch(node: onnx.NodeProto, prefix: str, keep_mask: bool) -> onnx.GraphProto:
-    """Return an If branch holding a copy of the attention node, with or without its mask.
+    """Return an If branch that contains a copy of the attention node, with or without its mask.
 
     The branch reads the node's inputs from the outer graph and renames only its output.
     """

@@ -80,10 +80,7 @@ def build(model_dir: pathlib.Path) -> None:
 
 def write_official(model_dir: pathlib.Path, official: pathlib.Path) -> None:
     """Write the same weights in the BAAI/bge-m3 layout, as the engine loads it."""
-    official.mkdir(parents=True, exist_ok=True)
-    for name in make_official_layout.ROOT_FILES:
-        shutil.copyfile(model_dir / name, official / name)
-    make_official_layout.write_half_heads(model_dir, official)
+    make_official_layout.write_root_files(model_dir, official)
     flag_model = export_onnx.load_flag_model(model_dir)
     backbone = make_official_layout.export_backbone(flag_model, official / "onnx")
     make_official_layout.check_backbone(flag_model, backbone)

@@ -77,6 +77,14 @@ class Backbone(torch.nn.Module):
         return tokens, torch.nn.functional.normalize(tokens[:, 0], dim=-1)
 
 
+def write_root_files(source: pathlib.Path, output: pathlib.Path) -> None:
+    """Copy the config and tokenizer files and write the float16 heads into `output`."""
+    output.mkdir(parents=True, exist_ok=True)
+    for name in ROOT_FILES:
+        shutil.copyfile(source / name, output / name)
+    write_half_heads(source, output)
+
+
 def write_half_heads(source: pathlib.Path, output: pathlib.Path) -> None:
     """Save each head's state dict in float16, as the BAAI repository stores them."""
     for name in HEAD_FILES:
@@ -218,10 +226,7 @@ def write_official_layout(fixtures: pathlib.Path) -> pathlib.Path:
     """Write `tiny-bge-m3-official/` from `tiny-bge-m3/` inside `fixtures`."""
     source = fixtures / SOURCE_NAME
     output = fixtures / OUTPUT_NAME
-    output.mkdir(parents=True, exist_ok=True)
-    for name in ROOT_FILES:
-        shutil.copyfile(source / name, output / name)
-    write_half_heads(source, output)
+    write_root_files(source, output)
 
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = pathlib.Path(tmp)

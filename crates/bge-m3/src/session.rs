@@ -163,8 +163,7 @@ impl OnnxModel {
         let mut builder = Session::builder(environment)
             .map_err(onnx_error("create a session builder"))?
             .with_optimization_level(GraphOptimizationLevel::All)
-            .map_err(|e| onnx_error("set the graph optimization level")(e.into()))?;
-        builder = builder
+            .map_err(|e| onnx_error("set the graph optimization level")(e.into()))?
             .with_intra_op_spinning(settings.intra_spinning)
             .map_err(|e| onnx_error("set intra-op spinning")(e.into()))?;
         if settings.intra_threads > 0 {
