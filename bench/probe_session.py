@@ -25,24 +25,16 @@ optimisations, for settings that bench/run.py does not vary:
 import argparse
 import pathlib
 import statistics
-import time
 
-import numpy as np
+import onnx
 import onnxruntime as ort
 
-from profile_ops import BOS_ID, EOS_ID, FIRST_ID, LAST_ID, session_options, timed
+from profile_ops import LAST_ID, random_feeds, session_options, timed
 
 QUERY_TOKENS = 16
-# OrtArenaCfg's arena_extend_strategy values (`OrtApi::CreateArenaCfg` documentation).
-NEXT_POWER_OF_TWO, SAME_AS_REQUESTED = 0, 1
-
-
-def feeds(texts: int, tokens: int, max_id: int = LAST_ID) -> dict:
-    """Return model inputs for `texts` unpadded texts of `tokens` random token ids."""
-    rng = np.random.default_rng(0)
-    ids = rng.integers(FIRST_ID, max_id, size=(texts, tokens), dtype=np.int64)
-    ids[:, 0], ids[:, -1] = BOS_ID, EOS_ID
-    return {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+# OrtArenaCfg's arena_extend_strategy value for growing by the size requested
+# (`OrtApi::CreateArenaCfg` documentation: 0 is the next power of two).
+SAME_AS_REQUESTED = 1
 
 
 def status_mib(field: str, path: str = "/proc/self/status") -> int:
@@ -64,8 +56,8 @@ def speed(args: argparse.Namespace) -> None:
     session = ort.InferenceSession(str(args.model / "model.onnx"), session_options(args.threads),
                                    providers=["CPUExecutionProvider"])
     print_memory("after the load")
-    batch = feeds(args.texts, args.tokens)
-    query = feeds(1, QUERY_TOKENS)
+    batch = random_feeds(args.texts, args.tokens)
+    query = random_feeds(1, QUERY_TOKENS)
     session.run(None, batch)
     best = min(timed(lambda: session.run(None, batch)) for _ in range(2))
     latencies = [timed(lambda: session.run(None, query)) for _ in range(args.queries)]
@@ -88,10 +80,23 @@ def memory_session(args: argparse.Namespace) -> ort.InferenceSession:
                                 providers=["CPUExecutionProvider"])
 
 
+def vocabulary_size(model: pathlib.Path) -> int:
+    """Return the row count of the word embedding table of `model/model.onnx`."""
+    graph = onnx.load(str(model / "model.onnx"), load_external_data=False).graph
+    for initializer in graph.initializer:
+        if initializer.name.endswith("word_embeddings.weight"):
+            return initializer.dims[0]
+    raise SystemExit(f"error: no word_embeddings.weight initializer in {model / 'model.onnx'}")
+
+
 def memory(args: argparse.Namespace) -> None:
     """Print the peak RSS above the load after each run of one long text."""
+    vocabulary = vocabulary_size(args.model)
+    if args.max_id > vocabulary:
+        raise SystemExit(f"error: --max-id {args.max_id} is above the vocabulary size of "
+                         f"{args.model} ({vocabulary}). Pass at most {vocabulary}.")
     session = memory_session(args)
-    text = feeds(1, args.tokens, args.max_id)
+    text = random_feeds(1, args.tokens, args.max_id)
     # Writing 5 to clear_refs resets the peak RSS (VmHWM) to the current RSS.
     pathlib.Path("/proc/self/clear_refs").write_text("5")
     loaded = status_mib("VmRSS")

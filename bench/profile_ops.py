@@ -47,6 +47,14 @@ def session_options(threads: int) -> ort.SessionOptions:
     return options
 
 
+def random_feeds(texts: int, tokens: int, max_id: int = LAST_ID) -> dict:
+    """Return model inputs for `texts` unpadded texts of `tokens` random token ids."""
+    rng = np.random.default_rng(0)
+    ids = rng.integers(FIRST_ID, max_id, size=(texts, tokens), dtype=np.int64)
+    ids[:, 0], ids[:, -1] = BOS_ID, EOS_ID
+    return {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+
+
 def profile_ops(args: argparse.Namespace) -> None:
     """Print the kernel time of each operator type in one profiled run."""
     options = session_options(args.threads)
@@ -55,10 +63,7 @@ def profile_ops(args: argparse.Namespace) -> None:
         options.profile_file_prefix = str(pathlib.Path(tmp) / "profile")
         session = ort.InferenceSession(str(args.model / "model.onnx"), options,
                                        providers=["CPUExecutionProvider"])
-        rng = np.random.default_rng(0)
-        ids = rng.integers(FIRST_ID, LAST_ID, size=(args.texts, args.tokens), dtype=np.int64)
-        ids[:, 0], ids[:, -1] = BOS_ID, EOS_ID
-        feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+        feeds = random_feeds(args.texts, args.tokens)
         session.run(None, feeds)
         start = time.perf_counter()
         session.run(None, feeds)
