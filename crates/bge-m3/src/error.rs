@@ -112,6 +112,21 @@ pub enum Error {
         source: ort::Error,
     },
 
+    /// An initializer's external data reference does not fit its data file.
+    #[error(
+        "tensor {tensor:?} of {} cannot be read from its external data: {problem}; \
+         export or download the model again",
+        graph.display()
+    )]
+    ExternalData {
+        /// The ONNX graph that references the data.
+        graph: PathBuf,
+        /// The initializer's name.
+        tensor: String,
+        /// The problem, naming the data file and the offsets.
+        problem: String,
+    },
+
     /// The model's inputs are not `input_ids` and `attention_mask`.
     #[error(
         "model {} has inputs [{}], expected [input_ids, attention_mask]",

@@ -24,6 +24,7 @@
 mod batching;
 mod compute_score;
 mod embedder;
+mod embedding_table;
 mod error;
 mod head_weights;
 mod heads;
@@ -32,8 +33,6 @@ pub mod hub;
 mod linear_heads;
 mod model;
 mod model_files;
-// Listing graph outputs is needed only to plan Hub downloads.
-#[cfg_attr(not(feature = "hub"), allow(dead_code))]
 mod onnx_proto;
 mod pickle;
 pub mod runtime;

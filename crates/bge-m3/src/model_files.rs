@@ -40,7 +40,7 @@ const HEADS_HINT: &str =
 /// Larger graphs are not scanned for external data references. A graph with inline
 /// weights can reach the 2 GB protobuf limit, and ONNX Runtime reports its own
 /// missing files in that case.
-const MAX_SCANNED_GRAPH_BYTES: u64 = 512 << 20;
+pub(crate) const MAX_SCANNED_GRAPH_BYTES: u64 = 512 << 20;
 
 /// The checked paths of a model folder, all absolute.
 #[derive(Debug, Clone)]
