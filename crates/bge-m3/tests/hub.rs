@@ -86,6 +86,16 @@ impl Setup {
     }
 }
 
+/// Asserts that `file` of a fetched snapshot has the bytes of the fixture's copy.
+fn assert_fetched_intact(snapshot: &Path, file: &str) {
+    let expected = std::fs::read(official_model_dir().join(file)).unwrap();
+    let fetched = std::fs::read(snapshot.join(file)).unwrap();
+    assert!(
+        fetched == expected,
+        "{file} differs from the fixture's copy"
+    );
+}
+
 fn embed(dir: &Path) -> Vec<bge_m3::Embedding> {
     let embedder = Embedder::try_new(dir, EmbedderOptions::new()).unwrap();
     embedder
@@ -111,12 +121,7 @@ fn fresh_download_fills_cache() {
             std::fs::canonicalize(setup.blob(file)).unwrap(),
             "{file} links to its blob"
         );
-        let expected = std::fs::read(official_model_dir().join(file)).unwrap();
-        assert_eq!(
-            std::fs::read(&pointer).unwrap(),
-            expected,
-            "contents of {file}"
-        );
+        assert_fetched_intact(&snapshot, file);
     }
     for unused in ["onnx/three_outputs.onnx", "tokenizer_config.json"] {
         assert!(!snapshot.join(unused).exists(), "{unused} was fetched");
@@ -220,10 +225,7 @@ fn interrupted_download_resumes() {
         .collect();
     assert_eq!(ranges, vec![format!("bytes={cut}-")]);
     assert!(!incomplete.exists());
-    assert_eq!(
-        std::fs::read(snapshot.join("onnx/model.onnx_data")).unwrap(),
-        data
-    );
+    assert_fetched_intact(&snapshot, "onnx/model.onnx_data");
 }
 
 #[test]
@@ -232,11 +234,7 @@ fn transfer_resumes_within_one_call() {
     setup.hub.cut_next_transfer("onnx/model.onnx_data", 100_000);
     let options = setup.options().with_retries(1);
     let snapshot = fetch_model(REPO, &options, &mut NoProgress).unwrap();
-    let data = std::fs::read(official_model_dir().join("onnx/model.onnx_data")).unwrap();
-    assert_eq!(
-        std::fs::read(snapshot.join("onnx/model.onnx_data")).unwrap(),
-        data
-    );
+    assert_fetched_intact(&snapshot, "onnx/model.onnx_data");
 }
 
 /// A cached blob with one changed byte, same size, is hashed and fetched again.
@@ -257,11 +255,7 @@ fn corrupted_cache_file_is_fetched_again() {
         "only the corrupted file: {:?}",
         setup.downloads()
     );
-    let expected = std::fs::read(official_model_dir().join("tokenizer.json")).unwrap();
-    assert_eq!(
-        std::fs::read(snapshot.join("tokenizer.json")).unwrap(),
-        expected
-    );
+    assert_fetched_intact(&snapshot, "tokenizer.json");
 }
 
 /// A truncated cached blob is found by its size.
@@ -297,10 +291,7 @@ fn rehash_finds_corrupted_large_file() {
     let options = setup.options().with_rehash_large_files(true);
     let snapshot = fetch_model(REPO, &options, &mut NoProgress).unwrap();
     assert_eq!(setup.downloads().len(), 1, "{:?}", setup.downloads());
-    assert_eq!(
-        std::fs::read(snapshot.join("onnx/model.onnx_data")).unwrap(),
-        original
-    );
+    assert_fetched_intact(&snapshot, "onnx/model.onnx_data");
 }
 
 #[test]
@@ -318,11 +309,7 @@ fn corrupted_transfer_is_rejected() {
 
     // The next run downloads it correctly.
     let snapshot = setup.fetch().unwrap();
-    let expected = std::fs::read(official_model_dir().join("sparse_linear.pt")).unwrap();
-    assert_eq!(
-        std::fs::read(snapshot.join("sparse_linear.pt")).unwrap(),
-        expected
-    );
+    assert_fetched_intact(&snapshot, "sparse_linear.pt");
 }
 
 #[test]
