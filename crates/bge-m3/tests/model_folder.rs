@@ -68,6 +68,26 @@ fn missing_external_data_is_named() {
     expect_missing_file("model.onnx_data");
 }
 
+/// The embedding table is read at load, so a data file cut short fails there.
+#[test]
+fn truncated_external_data_is_named() {
+    let dir = copy_without("");
+    let data = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.path().join("model.onnx_data"))
+        .unwrap();
+    data.set_len(4096).unwrap();
+
+    let error = load(dir.path()).unwrap_err();
+    assert!(matches!(error, Error::ExternalData { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains("word_embeddings.weight"), "{message}");
+    assert!(
+        message.contains("model.onnx_data has 4096 bytes"),
+        "{message}"
+    );
+}
+
 #[test]
 fn missing_tokenizer_is_named() {
     expect_missing_file("tokenizer.json");
