@@ -67,7 +67,7 @@ pub struct ScoreArgs {
     #[arg(long, default_value_t = bge_m3::DEFAULT_TOKEN_BUDGET)]
     token_budget: usize,
 
-    /// ONNX Runtime intra-op threads (default: the number of CPUs available).
+    /// ONNX Runtime intra-op threads (default: one per physical core available).
     #[arg(long, env = "BGE_M3_THREADS")]
     threads: Option<usize>,
 

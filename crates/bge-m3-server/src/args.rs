@@ -71,7 +71,7 @@ pub struct ServeArgs {
     #[arg(long, env = "BGE_M3_TOKEN_BUDGET", default_value_t = bge_m3::DEFAULT_TOKEN_BUDGET)]
     pub token_budget: usize,
 
-    /// ONNX Runtime intra-op threads (default: the number of CPUs available minus one,
+    /// ONNX Runtime intra-op threads (default: the physical cores available minus one,
     /// at least one, which leaves a core to HTTP, JSON and tokenization).
     #[arg(long, env = "BGE_M3_THREADS")]
     pub threads: Option<usize>,

@@ -247,14 +247,14 @@ fn load(args: &ServeArgs) -> Result<Embedder, StartError> {
     })
 }
 
-/// Returns the CPUs available minus one, at least one.
+/// Returns the library's default thread count (one per physical core) minus one, at
+/// least one.
 ///
 /// The model's intra-op threads wait for each other at every operator, so one thread
 /// delayed by the async runtime delays them all: in the load test on 2 cores
 /// (docs/benchmarks.md), one model thread gave the server more throughput than two.
 fn default_threads() -> usize {
-    let cpus = std::thread::available_parallelism().map_or(1, |count| count.get());
-    cpus.saturating_sub(1).max(1)
+    bge_m3::default_threads().saturating_sub(1).max(1)
 }
 
 /// Embeds the empty text once, so a broken model fails at start, and returns the

@@ -340,13 +340,13 @@ fn library_throughput(embedder: &Embedder, plans: &[Vec<PlannedRequest>]) -> Lib
 }
 
 /// Runs the library with the model threads the server used (`--threads`, else the
-/// CPUs minus one).
+/// physical cores minus one).
 fn library_with_threads(
     args: &bge_m3_server::ServeArgs,
     plans: &[Vec<PlannedRequest>],
 ) -> LibraryRun {
-    let cpus = std::thread::available_parallelism().map_or(1, |count| count.get());
-    let threads = args.threads.unwrap_or(cpus.saturating_sub(1).max(1));
+    let cores = bge_m3::default_threads();
+    let threads = args.threads.unwrap_or(cores.saturating_sub(1).max(1));
     let options = bge_m3::EmbedderOptions::new()
         .with_max_length(args.max_input_tokens)
         .with_token_budget(args.token_budget)

@@ -43,8 +43,9 @@ pub struct EmbedderOptions {
     /// since unpadded ones run flash attention; a text over the budget runs alone.
     /// Default [`DEFAULT_ATTENTION_BUDGET`].
     pub attention_budget: usize,
-    /// ONNX Runtime intra-op threads; 0 lets ONNX Runtime choose. Default: the number
-    /// of CPUs this process may use.
+    /// ONNX Runtime intra-op threads; 0 lets ONNX Runtime choose. Default:
+    /// [`default_threads`](crate::default_threads), one per physical core this process
+    /// may use.
     pub threads: usize,
     /// Whether ONNX Runtime's intra-op threads spin while they wait for work, which
     /// saves the wake-up between operators but keeps the cores busy. Default: on,
@@ -60,7 +61,7 @@ impl Default for EmbedderOptions {
             max_length: DEFAULT_MAX_LENGTH,
             token_budget: DEFAULT_TOKEN_BUDGET,
             attention_budget: DEFAULT_ATTENTION_BUDGET,
-            threads: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            threads: crate::cpus::default_threads(),
             spinning: true,
             outputs: Outputs::ALL,
         }

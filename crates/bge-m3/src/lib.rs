@@ -23,6 +23,7 @@
 
 mod batching;
 mod compute_score;
+mod cpus;
 mod embedder;
 mod embedding_table;
 mod error;
@@ -43,6 +44,7 @@ mod tokenizer;
 
 pub use batching::{attention_bytes, plan_batches, Batch, BatchLimits};
 pub use compute_score::{ScoreOptions, DEFAULT_PASSAGE_MAX_LENGTH, DEFAULT_QUERY_MAX_LENGTH};
+pub use cpus::default_threads;
 pub use embedder::{
     EmbedRequest, Embedder, EmbedderOptions, Embedding, DEFAULT_ATTENTION_BUDGET,
     DEFAULT_MAX_LENGTH, DEFAULT_TOKEN_BUDGET,
