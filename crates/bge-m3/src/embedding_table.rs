@@ -55,7 +55,14 @@ pub(crate) fn read(graph: &Path) -> Result<Option<EmbeddingTable>> {
         );
         return Ok(None);
     }
+    let started = std::time::Instant::now();
     let values = read_values(graph, &table)?;
+    tracing::debug!(
+        tensor = %table.name,
+        bytes = values.len() * 4,
+        ms = started.elapsed().as_millis(),
+        "read the embedding table"
+    );
     // `byte_length` has checked that 4 × the shape's product fits in a u64, so every
     // dimension is below 2^62 and fits in an i64.
     let shape = table.dims.iter().map(|&dim| dim as i64).collect();
