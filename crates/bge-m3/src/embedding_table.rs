@@ -19,7 +19,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Component, Path};
 
 use crate::error::{Error, Result};
-use crate::model_files::MAX_SCANNED_GRAPH_BYTES;
+use crate::model_files::read_scannable_graph;
 use crate::onnx_proto::{gathered_external_table, ExternalTensor};
 use crate::session::INPUT_IDS;
 
@@ -75,19 +75,9 @@ pub(crate) fn read(graph: &Path) -> Result<Option<EmbeddingTable>> {
 
 /// Returns the external table of the graph's `Gather` on `input_ids`, if any.
 fn find_table(graph: &Path) -> Result<Option<ExternalTensor>> {
-    let read_error = |source| Error::ReadFile {
-        path: graph.to_path_buf(),
-        source,
-    };
-    let size = std::fs::metadata(graph).map_err(read_error)?.len();
-    if size > MAX_SCANNED_GRAPH_BYTES {
-        tracing::debug!(
-            bytes = size,
-            "graph too large to scan for its embedding table"
-        );
+    let Some(bytes) = read_scannable_graph(graph)? else {
         return Ok(None);
-    }
-    let bytes = std::fs::read(graph).map_err(read_error)?;
+    };
     let table = gathered_external_table(&bytes, INPUT_IDS);
     if table.is_none() {
         tracing::debug!(graph = %graph.display(), "no external embedding table found");

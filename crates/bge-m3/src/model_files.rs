@@ -40,7 +40,7 @@ const HEADS_HINT: &str =
 /// Larger graphs are not scanned for external data references. A graph with inline
 /// weights can reach the 2 GB protobuf limit, and ONNX Runtime reports its own
 /// missing files in that case.
-pub(crate) const MAX_SCANNED_GRAPH_BYTES: u64 = 512 << 20;
+const MAX_SCANNED_GRAPH_BYTES: u64 = 512 << 20;
 
 /// The checked paths of a model folder, all absolute.
 #[derive(Debug, Clone)]
@@ -154,17 +154,22 @@ fn optional(dir: &Path, file: &str) -> Option<PathBuf> {
 /// `location`. Its protobuf encoding is the bytes `0a 08 "location" 12`, followed by
 /// the value's length and bytes; the scan looks for exactly that sequence.
 pub(crate) fn external_data_files(model: &Path) -> Result<Vec<String>> {
+    Ok(read_scannable_graph(model)?.map_or_else(Vec::new, |bytes| scan_locations(&bytes)))
+}
+
+/// Reads a graph file to inspect it, or returns `None` when it is larger than
+/// `MAX_SCANNED_GRAPH_BYTES`.
+pub(crate) fn read_scannable_graph(model: &Path) -> Result<Option<Vec<u8>>> {
     let read_error = |source| Error::ReadFile {
         path: model.to_path_buf(),
         source,
     };
     let size = std::fs::metadata(model).map_err(read_error)?.len();
     if size > MAX_SCANNED_GRAPH_BYTES {
-        tracing::debug!(bytes = size, "graph too large to scan for external data");
-        return Ok(Vec::new());
+        tracing::debug!(bytes = size, "graph too large to scan");
+        return Ok(None);
     }
-    let bytes = std::fs::read(model).map_err(read_error)?;
-    Ok(scan_locations(&bytes))
+    std::fs::read(model).map(Some).map_err(read_error)
 }
 
 fn scan_locations(bytes: &[u8]) -> Vec<String> {

@@ -34,7 +34,7 @@ pub(crate) struct ExternalTensor {
     pub dims: Vec<u64>,
     /// The data file, relative to the graph's folder.
     pub location: String,
-    /// Byte offset of the data in the file; 0 when absent.
+    /// Byte offset of the data in the file, 0 when absent.
     pub offset: u64,
     /// Byte length of the data, when the graph states it.
     pub length: Option<u64>,
@@ -50,8 +50,7 @@ pub(crate) fn graph_output_names(model: &[u8]) -> Option<Vec<String>> {
     for field in Fields::new(graph) {
         let (number, value) = field?;
         if let (GRAPH_OUTPUT, Value::Bytes(output)) = (number, value) {
-            let name = last_bytes_field(output, VALUE_INFO_NAME)?;
-            names.push(String::from_utf8(name.to_vec()).ok()?);
+            names.push(last_string_field(output, VALUE_INFO_NAME)?.to_owned());
         }
     }
     Some(names)
@@ -99,7 +98,8 @@ fn gather_table_name<'a>(graph: &'a [u8], ids_input: &str) -> Option<&'a str> {
     None
 }
 
-/// Reads a `TensorProto` stored externally; `None` for one stored in the graph.
+/// Reads a `TensorProto` stored externally, or returns `None` for one stored in the
+/// graph.
 fn external_tensor(tensor: &[u8]) -> Option<ExternalTensor> {
     let mut dims = Vec::new();
     let mut data_type = 0;
