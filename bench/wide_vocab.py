@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument("--model", type=pathlib.Path, required=True,
                         help="bench model folder with model.onnx and config.json")
     parser.add_argument("--output", type=pathlib.Path, required=True,
-                        help="folder to write; its model files are symlinks")
+                        help="folder to write, whose model files are symlinks")
     parser.add_argument("--texts", type=pathlib.Path, required=True, help="JSONL to write")
     parser.add_argument("--count", type=int, default=2, help="number of texts")
     parser.add_argument("--tokens", type=int, default=8192,
