@@ -8,20 +8,19 @@
 //! 961 MiB above the load, against 565 MiB with ids below 600
 //! (`bench/probe_session.py memory`, onnxruntime 1.32.0).
 //!
-//! This module reads the table once, at load time, and the session takes it as an
-//! external initializer (ONNX Runtime's `AddExternalInitializers`) in place of the
-//! file's copy. The whole table is then part of the loaded model, and what a call adds
-//! to the RSS depends on its batch alone. The session module owns the rest of the
-//! loading; tables stored inside the graph are already read with it.
+//! This module reads the table once, at load time, from where the model folder check
+//! found it, and the session takes it as an initializer (ONNX Runtime's
+//! `AddInitializer`) in place of the file's copy. The whole table is then part of the
+//! loaded model, and what a call adds to the RSS depends on its batch alone. The
+//! session module owns the rest of the loading; tables stored inside the graph are
+//! already read with it.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Component, Path};
 
 use crate::error::{Error, Result};
-use crate::model_files::read_scannable_graph;
-use crate::onnx_proto::{gathered_external_table, ExternalTensor};
-use crate::session::INPUT_IDS;
+use crate::onnx_proto::ExternalTensor;
 
 /// `TensorProto.DataType.FLOAT`.
 const FLOAT32: u64 = 1;
@@ -39,15 +38,12 @@ pub(crate) struct EmbeddingTable {
     pub values: Vec<f32>,
 }
 
-/// Reads the float32 table that the graph gathers `input_ids` from, when it is stored
-/// in an external data file.
+/// Reads the float32 table that the graph gathers `input_ids` from, at the place in
+/// an external data file that the model folder check found.
 ///
-/// Returns `None` when the graph keeps the table inside itself, stores it in another
-/// type, or has no such `Gather`: ONNX Runtime then loads it as it would anyway.
-pub(crate) fn read(graph: &Path) -> Result<Option<EmbeddingTable>> {
-    let Some(table) = find_table(graph)? else {
-        return Ok(None);
-    };
+/// Returns `None` when the table is stored in another type: ONNX Runtime then loads
+/// it as it would anyway.
+pub(crate) fn read(graph: &Path, table: &ExternalTensor) -> Result<Option<EmbeddingTable>> {
     if table.data_type != FLOAT32 {
         tracing::debug!(
             data_type = table.data_type,
@@ -56,7 +52,7 @@ pub(crate) fn read(graph: &Path) -> Result<Option<EmbeddingTable>> {
         return Ok(None);
     }
     let started = std::time::Instant::now();
-    let values = read_values(graph, &table)?;
+    let values = read_values(graph, table)?;
     tracing::debug!(
         tensor = %table.name,
         bytes = values.len() * 4,
@@ -67,22 +63,10 @@ pub(crate) fn read(graph: &Path) -> Result<Option<EmbeddingTable>> {
     // dimension is below 2^62 and fits in an i64.
     let shape = table.dims.iter().map(|&dim| dim as i64).collect();
     Ok(Some(EmbeddingTable {
-        name: table.name,
+        name: table.name.clone(),
         shape,
         values,
     }))
-}
-
-/// Returns the external table of the graph's `Gather` on `input_ids`, if any.
-fn find_table(graph: &Path) -> Result<Option<ExternalTensor>> {
-    let Some(bytes) = read_scannable_graph(graph)? else {
-        return Ok(None);
-    };
-    let table = gathered_external_table(&bytes, INPUT_IDS);
-    if table.is_none() {
-        tracing::debug!(graph = %graph.display(), "no external embedding table found");
-    }
-    Ok(table)
 }
 
 /// Reads the table's float32 values, little-endian as ONNX stores them.
@@ -176,6 +160,14 @@ mod tests {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny-bge-m3")
     }
 
+    /// Returns the tiny model's table, as the model folder check finds it.
+    fn tiny_table() -> ExternalTensor {
+        crate::ModelFiles::from_dir(tiny_model())
+            .unwrap()
+            .embedding_table
+            .unwrap()
+    }
+
     /// Copies the tiny model's graph and data file into a temporary folder.
     fn copy_tiny_model() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
@@ -198,7 +190,9 @@ mod tests {
 
     #[test]
     fn reads_tiny_table() {
-        let table = read(&tiny_model().join("model.onnx")).unwrap().unwrap();
+        let table = read(&tiny_model().join("model.onnx"), &tiny_table())
+            .unwrap()
+            .unwrap();
         assert_eq!(
             table.name,
             "m3_model.model.embeddings.word_embeddings.weight"
@@ -221,7 +215,7 @@ mod tests {
         let file = std::fs::OpenOptions::new().write(true).open(&data).unwrap();
         file.set_len(1000).unwrap();
 
-        let error = read(&dir.path().join("model.onnx")).unwrap_err();
+        let error = read(&dir.path().join("model.onnx"), &tiny_table()).unwrap_err();
         let message = error.to_string();
         assert!(matches!(error, Error::ExternalData { .. }), "{message}");
         assert!(
@@ -235,7 +229,7 @@ mod tests {
     fn missing_data_file_fails_to_read() {
         let dir = copy_tiny_model();
         std::fs::remove_file(dir.path().join("model.onnx_data")).unwrap();
-        let error = read(&dir.path().join("model.onnx")).unwrap_err();
+        let error = read(&dir.path().join("model.onnx"), &tiny_table()).unwrap_err();
         assert!(
             matches!(&error, Error::ReadFile { path, .. } if path.ends_with("model.onnx_data")),
             "{error}"

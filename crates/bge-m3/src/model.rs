@@ -31,7 +31,7 @@ pub(crate) enum Model {
 impl Model {
     /// Loads the graph of `files`, and the head files when the graph is backbone-only.
     pub fn load(files: &ModelFiles, settings: SessionSettings) -> Result<Self> {
-        let graph = OnnxModel::load(&files.model, settings)?;
+        let graph = OnnxModel::load(&files.model, files.embedding_table.as_ref(), settings)?;
         if graph.kind() == GraphKind::ThreeOutputs {
             return Ok(Self::ThreeOutputs(graph));
         }

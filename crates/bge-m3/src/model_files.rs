@@ -21,7 +21,8 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::head_weights::{COLBERT_HEAD_FILE, SPARSE_HEAD_FILE};
-use crate::onnx_proto::read_varint;
+use crate::onnx_proto::{gathered_external_table, read_varint, ExternalTensor};
+use crate::session::INPUT_IDS;
 
 /// File name of the ONNX graph inside a model folder.
 pub const MODEL_FILE: &str = "model.onnx";
@@ -61,6 +62,9 @@ pub struct ModelFiles {
     pub colbert_head: Option<PathBuf>,
     /// `sparse_linear.pt`, when present; always present with `onnx/model.onnx`.
     pub sparse_head: Option<PathBuf>,
+    /// The place of the graph's token embedding table, when it is in an external data
+    /// file.
+    pub(crate) embedding_table: Option<ExternalTensor>,
 }
 
 impl ModelFiles {
@@ -79,7 +83,9 @@ impl ModelFiles {
         }
         let graph_dir = graph_folder(&dir)?;
         let model = dir.join(graph_dir).join(MODEL_FILE);
-        let external_data = external_data_files(&model)?
+        let scan = GraphScan::read(&model)?;
+        let external_data = scan
+            .locations
             .into_iter()
             .map(|location| {
                 let file = Path::new(graph_dir).join(location);
@@ -110,6 +116,7 @@ impl ModelFiles {
             tokenizer,
             colbert_head,
             sparse_head,
+            embedding_table: scan.embedding_table,
         })
     }
 }
@@ -147,31 +154,53 @@ fn optional(dir: &Path, file: &str) -> Option<PathBuf> {
     path.is_file().then_some(path)
 }
 
-/// Returns the distinct external data locations that an ONNX graph references.
+/// The facts the folder check reads from the graph file, in one read.
+struct GraphScan {
+    /// The distinct external data locations that the graph references.
+    locations: Vec<String>,
+    /// The external token embedding table, when there is one.
+    embedding_table: Option<ExternalTensor>,
+}
+
+impl GraphScan {
+    /// Reads the graph, or returns an empty scan when it is larger than
+    /// `MAX_SCANNED_GRAPH_BYTES`.
+    fn read(model: &Path) -> Result<Self> {
+        let read_error = |source| Error::ReadFile {
+            path: model.to_path_buf(),
+            source,
+        };
+        let size = std::fs::metadata(model).map_err(read_error)?.len();
+        if size > MAX_SCANNED_GRAPH_BYTES {
+            tracing::debug!(bytes = size, "graph too large to scan");
+            return Ok(Self {
+                locations: Vec::new(),
+                embedding_table: None,
+            });
+        }
+        let bytes = std::fs::read(model).map_err(read_error)?;
+        let embedding_table = gathered_external_table(&bytes, INPUT_IDS);
+        if embedding_table.is_none() {
+            tracing::debug!(graph = %model.display(), "no external embedding table found");
+        }
+        Ok(Self {
+            locations: scan_locations(&bytes),
+            embedding_table,
+        })
+    }
+}
+
+/// Returns the distinct external data locations that an ONNX graph file references.
+pub(crate) fn external_data_files(model: &Path) -> Result<Vec<String>> {
+    Ok(GraphScan::read(model)?.locations)
+}
+
+/// Returns the distinct external data locations in a serialised graph.
 ///
 /// An initializer stored outside the graph carries `external_data` entries, ONNX
 /// `StringStringEntryProto { key = 1; value = 2 }`, one of them with the key
 /// `location`. Its protobuf encoding is the bytes `0a 08 "location" 12`, followed by
 /// the value's length and bytes; the scan looks for exactly that sequence.
-pub(crate) fn external_data_files(model: &Path) -> Result<Vec<String>> {
-    Ok(read_scannable_graph(model)?.map_or_else(Vec::new, |bytes| scan_locations(&bytes)))
-}
-
-/// Reads a graph file to inspect it, or returns `None` when it is larger than
-/// `MAX_SCANNED_GRAPH_BYTES`.
-pub(crate) fn read_scannable_graph(model: &Path) -> Result<Option<Vec<u8>>> {
-    let read_error = |source| Error::ReadFile {
-        path: model.to_path_buf(),
-        source,
-    };
-    let size = std::fs::metadata(model).map_err(read_error)?.len();
-    if size > MAX_SCANNED_GRAPH_BYTES {
-        tracing::debug!(bytes = size, "graph too large to scan");
-        return Ok(None);
-    }
-    std::fs::read(model).map(Some).map_err(read_error)
-}
-
 fn scan_locations(bytes: &[u8]) -> Vec<String> {
     const MARKER: &[u8] = b"\x0a\x08location\x12";
     let mut locations: Vec<String> = Vec::new();

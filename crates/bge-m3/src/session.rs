@@ -33,6 +33,7 @@ use ort::value::Tensor;
 
 use crate::embedding_table;
 use crate::error::{Error, Result};
+use crate::onnx_proto::ExternalTensor;
 use crate::runtime;
 
 /// Input name of the token ids.
@@ -152,8 +153,13 @@ pub(crate) struct OnnxModel {
 
 impl OnnxModel {
     /// Loads a graph (its external data is read from the same folder) and checks its
-    /// inputs and outputs.
-    pub fn load(path: &Path, settings: SessionSettings) -> Result<Self> {
+    /// inputs and outputs. `stored_table` is where the graph's token embedding table
+    /// is stored, when it is in an external data file.
+    pub fn load(
+        path: &Path,
+        stored_table: Option<&ExternalTensor>,
+        settings: SessionSettings,
+    ) -> Result<Self> {
         let environment = runtime::environment()?;
         let onnx_error = |action: &str| {
             let action = action.to_owned();
@@ -181,7 +187,11 @@ impl OnnxModel {
         // The table goes in as a user initializer (`AddInitializer`), which ONNX Runtime
         // uses in place. As an external initializer (`AddExternalInitializers`) it was
         // copied: the RSS after the load rose by twice the table's 977 MiB.
-        if let Some(table) = embedding_table::read(path)? {
+        let table = match stored_table {
+            Some(stored) => embedding_table::read(path, stored)?,
+            None => None,
+        };
+        if let Some(table) = table {
             let tensor = Tensor::from_array((table.shape, table.values))
                 .map_err(onnx_error("create the embedding table tensor"))?;
             builder = builder
