@@ -14,9 +14,8 @@
 //! include the load's transient allocations. `bench/run.py` runs the same command
 //! line against other BGE-M3 engines and expects this JSON shape from each of them.
 
-use std::fs::File;
-use std::io::{BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -24,7 +23,7 @@ use anyhow::{bail, Context as _};
 use bge_m3::{Embedder, EmbedderOptions, Outputs};
 use serde::Serialize;
 
-use crate::input::{InputFormat, RecordReader};
+use crate::input::{read_texts, InputFormat};
 
 /// Arguments of `bge-m3 bench`.
 #[derive(Debug, clap::Args)]
@@ -142,7 +141,7 @@ struct Report {
 
 /// Runs `bge-m3 bench`.
 pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
-    let texts = read_texts(&args.input)?;
+    let texts = read_texts(&args.input, InputFormat::JsonLines)?;
     if texts.is_empty() {
         bail!("the input file {} contains no texts", args.input.display());
     }
@@ -188,20 +187,6 @@ fn options(args: &BenchArgs) -> EmbedderOptions {
         options = options.with_threads(threads);
     }
     options
-}
-
-fn read_texts(path: &Path) -> anyhow::Result<Vec<String>> {
-    let file = File::open(path)
-        .with_context(|| format!("failed to open the input file {}", path.display()))?;
-    let mut records = RecordReader::new(BufReader::new(file), InputFormat::JsonLines);
-    let mut texts = Vec::new();
-    while let Some(text) = records
-        .next_text()
-        .with_context(|| format!("failed to read {}", path.display()))?
-    {
-        texts.push(text);
-    }
-    Ok(texts)
 }
 
 /// Embeds `texts` in one call and returns the tokens given to the model.

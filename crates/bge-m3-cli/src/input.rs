@@ -5,8 +5,11 @@
 //! breaks. A UTF-8 byte order mark at the start of the input is removed. In JSONL
 //! input, lines with only whitespace are not records and are skipped.
 
-use std::io::BufRead;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
 
+use anyhow::Context as _;
 use serde::Deserialize;
 
 /// The format of the text in each input line.
@@ -239,6 +242,24 @@ fn parse_object<T: for<'de> Deserialize<'de>>(
         return Err(invalid(error));
     }
     serde_json::from_value(value).map_err(invalid)
+}
+
+/// Opens an input file, with an error that names it.
+pub fn open_input(path: &Path) -> anyhow::Result<File> {
+    File::open(path).with_context(|| format!("failed to open the input file {}", path.display()))
+}
+
+/// Reads every text of a file; an invalid line is an error naming the file and line.
+pub fn read_texts(path: &Path, format: InputFormat) -> anyhow::Result<Vec<String>> {
+    let mut records = RecordReader::new(BufReader::new(open_input(path)?), format);
+    let mut texts = Vec::new();
+    while let Some(text) = records
+        .next_text()
+        .with_context(|| format!("failed to read {}", path.display()))?
+    {
+        texts.push(text);
+    }
+    Ok(texts)
 }
 
 #[cfg(test)]

@@ -8,9 +8,8 @@
 //! invalid input line stops the run after the output of the lines before it.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
@@ -20,7 +19,8 @@ use bge_m3::{
 use serde::Serialize;
 
 use crate::input::{
-    embed_error, input_name, read_chunk, stop_on_input_error, InputFormat, PairRecord, RecordReader,
+    embed_error, input_name, open_input, read_chunk, read_texts, stop_on_input_error, InputFormat,
+    PairRecord, RecordReader,
 };
 use crate::model_source::ModelArgs;
 use crate::output::sparse_by_text;
@@ -130,7 +130,7 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
         }
         _ => {
             let reader: Box<dyn BufRead> = match &args.input {
-                Some(path) => Box::new(BufReader::new(open(path)?)),
+                Some(path) => Box::new(BufReader::new(open_input(path)?)),
                 None => Box::new(std::io::stdin().lock()),
             };
             let chunk_size = usize::try_from(args.chunk_size).unwrap_or(usize::MAX);
@@ -314,21 +314,4 @@ impl Scorer<'_> {
 fn write_line(out: &mut impl Write, line: &impl Serialize) -> anyhow::Result<()> {
     serde_json::to_writer(&mut *out, line).context("failed to write the output")?;
     out.write_all(b"\n").context("failed to write the output")
-}
-
-fn open(path: &Path) -> anyhow::Result<File> {
-    File::open(path).with_context(|| format!("failed to open the input file {}", path.display()))
-}
-
-/// Reads every text of a file; an invalid line is an error naming the file and line.
-fn read_texts(path: &Path, format: InputFormat) -> anyhow::Result<Vec<String>> {
-    let mut records = RecordReader::new(BufReader::new(open(path)?), format);
-    let mut texts = Vec::new();
-    while let Some(text) = records
-        .next_text()
-        .with_context(|| format!("failed to read {}", path.display()))?
-    {
-        texts.push(text);
-    }
-    Ok(texts)
 }
