@@ -28,6 +28,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import corpus  # noqa: E402
 import export_onnx  # noqa: E402
 import make_official_layout  # noqa: E402
+from random_heads import save_random_heads  # noqa: E402
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 TINY_MODEL = REPO_ROOT / "tests" / "fixtures" / "tiny-bge-m3"
@@ -65,17 +66,8 @@ def build(model_dir: pathlib.Path) -> None:
     model = XLMRobertaModel(config).eval()
     model.save_pretrained(model_dir)
 
-    colbert = torch.nn.Linear(HIDDEN_SIZE, HIDDEN_SIZE)
-    sparse = torch.nn.Linear(HIDDEN_SIZE, 1)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    with torch.no_grad():
-        encoded = tokenizer(corpus.golden_corpus()[:20], padding=True, return_tensors="pt")
-        hidden = model(**encoded).last_hidden_state
-        logits = (hidden @ sparse.weight.T).squeeze(-1)[encoded["attention_mask"].bool()]
-        # Half of the token weights positive, as in a trained model's sparse output.
-        sparse.bias.fill_(-float(logits.median()))
-    torch.save(colbert.state_dict(), model_dir / "colbert_linear.pt")
-    torch.save(sparse.state_dict(), model_dir / "sparse_linear.pt")
+    save_random_heads(model, tokenizer, corpus.golden_corpus()[:20], model_dir)
 
 
 def write_official(model_dir: pathlib.Path, official: pathlib.Path) -> None:

@@ -52,8 +52,9 @@ SOURCE_NAME = "tiny-bge-m3"
 OUTPUT_NAME = "tiny-bge-m3-official"
 ROOT_FILES = ["config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
 HEAD_FILES = ["colbert_linear.pt", "sparse_linear.pt"]
-# Files FlagEmbedding needs to load the checkpoint, besides the heads.
-CHECKPOINT_FILES = ROOT_FILES + ["model.safetensors"]
+# Files FlagEmbedding needs to load the checkpoint, besides the heads. The export of
+# the three-output graph also writes tokenizer.onnx, which needs the SentencePiece model.
+CHECKPOINT_FILES = ROOT_FILES + ["model.safetensors", "sentencepiece.bpe.model"]
 DATA_FILE = "model.onnx_data"
 OUTPUT_NAMES = ["token_embeddings", "sentence_embedding"]
 # Constant tensors at least this large get their own external data file, as in the

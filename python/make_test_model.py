@@ -39,6 +39,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import corpus  # noqa: E402
 import export_onnx  # noqa: E402
 import make_official_layout  # noqa: E402
+from random_heads import save_random_heads  # noqa: E402
 
 SEED = 20261204
 HIDDEN_SIZE = 32
@@ -135,18 +136,8 @@ def build_model(model_dir: pathlib.Path, vocab_size: int) -> None:
     model = XLMRobertaModel(config).eval()
     model.save_pretrained(model_dir)
 
-    colbert = torch.nn.Linear(HIDDEN_SIZE, HIDDEN_SIZE)
-    sparse = torch.nn.Linear(HIDDEN_SIZE, 1)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    with torch.no_grad():
-        encoded = tokenizer(corpus.golden_corpus()[:-1], padding=True, return_tensors="pt")
-        hidden = model(**encoded).last_hidden_state
-        logits = (hidden @ sparse.weight.T).squeeze(-1)[encoded["attention_mask"].bool()]
-        # A random head gives no positive weight to most tokens after the ReLU. This
-        # bias makes about half of them positive, so the sparse path is exercised.
-        sparse.bias.fill_(-float(logits.median()))
-    torch.save(colbert.state_dict(), model_dir / "colbert_linear.pt")
-    torch.save(sparse.state_dict(), model_dir / "sparse_linear.pt")
+    save_random_heads(model, tokenizer, corpus.golden_corpus()[:-1], model_dir)
 
 
 STANDARD_FILES = ["config.json", "tokenizer.json", "special_tokens_map.json"]
