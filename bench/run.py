@@ -220,7 +220,8 @@ def run_workloads(args, engines, workloads, folders, results: dict) -> list[dict
     done = results["workloads"]
     for workload in workloads:
         input_path = workload_list.write_texts(workload, maker, folders["texts"])
-        tokens = workload.texts * workload.tokens
+        lengths = workload.lengths()
+        tokens = sum(lengths)
         every = workload.outputs == "all"
         entry = {
             "name": workload.name,
@@ -231,7 +232,7 @@ def run_workloads(args, engines, workloads, folders, results: dict) -> list[dict
             "mode": workload.mode,
             "token_budget": workload.token_budget,
             "timing": describe_timing(workload, args),
-            "flops_per_pass": workload.texts * flops.text_flops(arch, workload.tokens, every),
+            "flops_per_pass": sum(flops.text_flops(arch, length, every) for length in lengths),
             "runs": {},
         }
         print(f"{workload.name}: {workload.description}", file=sys.stderr)

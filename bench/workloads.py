@@ -38,6 +38,16 @@ class Workload:
     # uses 8192 so that each 8192-token text runs alone in every engine, because two in
     # one call need about 20 GB with unfused attention.
     token_budget: int = 4096
+    # Lengths are drawn evenly from tokens ± spread; 0 makes every text `tokens` long.
+    spread: int = 0
+
+    def lengths(self) -> list[int]:
+        """Return the token count of each text, the same in every run."""
+        if self.spread == 0:
+            return [self.tokens] * self.texts
+        rng = random.Random(f"{SEED}-{self.name}-lengths")
+        low, high = self.tokens - self.spread, self.tokens + self.spread
+        return [rng.randint(low, high) for _ in range(self.texts)]
 
     def with_size(self, texts: int, calls: int) -> "Workload":
         """Return the workload with another text count and call count (quick mode)."""
@@ -48,13 +58,18 @@ class Workload:
 WORKLOADS = [
     Workload("W1", "256 passages of 128 tokens", 256, 128),
     Workload("W1-dense", "256 passages of 128 tokens, dense only", 256, 128, outputs="dense"),
+    # Passages of mixed lengths, as a real corpus has, for engines that pad each batch
+    # to its longest text.
+    Workload("W1-mixed", "256 passages of 64 to 192 tokens", 256, 128, spread=64),
     Workload("W2", "16 documents of 1024 tokens", 16, 1024),
     Workload("W3", "2 documents of 8192 tokens", 2, 8192, token_budget=8192),
     Workload("W4", "one 16-token query, 200 calls", 1, 16, mode="latency", calls=200),
 ]
 
 # Quick mode (smoke tests): the same token counts with fewer texts and calls.
-QUICK_SIZES = {"W1": (16, 0), "W1-dense": (16, 0), "W2": (2, 0), "W3": (1, 0), "W4": (1, 20)}
+QUICK_SIZES = {
+    "W1": (16, 0), "W1-dense": (16, 0), "W1-mixed": (16, 0), "W2": (2, 0), "W3": (1, 0), "W4": (1, 20),
+}
 
 
 def quick(workload: Workload) -> Workload:
@@ -102,7 +117,7 @@ class TextMaker:
 def write_texts(workload: Workload, maker: TextMaker, folder: pathlib.Path) -> pathlib.Path:
     """Write the workload's texts as JSONL and return the file."""
     rng = random.Random(f"{SEED}-{workload.name.split('-')[0]}")
-    texts = [maker.make(workload.tokens, rng) for _ in range(workload.texts)]
+    texts = [maker.make(length, rng) for length in workload.lengths()]
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{workload.name}.jsonl"
     with path.open("w", encoding="utf-8") as out:
