@@ -145,3 +145,52 @@ fn sigterm_finishes_request_in_flight() {
     let exit = child.wait().unwrap();
     assert!(exit.success(), "exit status {exit}");
 }
+
+/// Waits up to 60 s for the process to exit, and kills it if it has not.
+fn wait_with_deadline(child: &mut Child) -> std::process::ExitStatus {
+    for _ in 0..600 {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    panic!("the server was still running 60 s after the signal");
+}
+
+/// Waits until a logged line contains `text`, and returns every line read.
+fn wait_for_line(lines: &mpsc::Receiver<String>, text: &str) -> Vec<String> {
+    let mut read = Vec::new();
+    while let Ok(line) = lines.recv_timeout(Duration::from_secs(60)) {
+        let found = line.contains(text);
+        read.push(line);
+        if found {
+            return read;
+        }
+    }
+    panic!("no line contains {text:?}: {read:#?}");
+}
+
+#[test]
+fn second_sigterm_ends_stuck_request() {
+    let (mut child, address, lines) = start_server();
+    // A request whose body never arrives in full keeps its connection open.
+    let mut stuck = TcpStream::connect(address).unwrap();
+    let head = "POST /v1/embeddings HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"input\":";
+    stuck.write_all(head.as_bytes()).unwrap();
+    thread::sleep(Duration::from_millis(300));
+
+    terminate(&child);
+    wait_for_line(&lines, "shutting down");
+    thread::sleep(Duration::from_millis(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "one signal waits for the request in flight"
+    );
+
+    terminate(&child);
+    let exit = wait_with_deadline(&mut child);
+    assert!(exit.success(), "exit status {exit}");
+    wait_for_line(&lines, "second signal");
+}

@@ -13,6 +13,10 @@ pub const DEFAULT_MAX_INPUTS: usize = 256;
 /// Default max request body: 2 MiB, text-embeddings-inference's `--payload-limit`.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 2 * 1024 * 1024;
 
+/// Default seconds to wait for the requests in flight after a shutdown signal, the
+/// grace period that Kubernetes gives a pod by default.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: u64 = 30;
+
 /// Default max tokens queued or running: 64 full batches of the default token budget.
 pub const DEFAULT_MAX_QUEUED_TOKENS: usize = 64 * bge_m3::DEFAULT_TOKEN_BUDGET;
 
@@ -75,6 +79,11 @@ pub struct ServeArgs {
     /// at least one, which leaves a core to HTTP, JSON and tokenization).
     #[arg(long, env = "BGE_M3_THREADS")]
     pub threads: Option<usize>,
+
+    /// Seconds to wait for the requests in flight after Ctrl-C or SIGTERM before the
+    /// remaining connections are closed. A second signal closes them at once.
+    #[arg(long, env = "BGE_M3_SHUTDOWN_TIMEOUT", default_value_t = DEFAULT_SHUTDOWN_TIMEOUT)]
+    pub shutdown_timeout: u64,
 }
 
 impl ServeArgs {

@@ -35,6 +35,7 @@ mod vector;
 
 pub use args::{
     ServeArgs, DEFAULT_MAX_INPUTS, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MAX_QUEUED_TOKENS,
+    DEFAULT_SHUTDOWN_TIMEOUT,
 };
 pub use auth::ApiKey;
 pub use error::{ApiError, RETRY_AFTER_SECONDS};
@@ -42,5 +43,5 @@ pub use input::TOKEN_IDS_REJECTED;
 pub use metrics::PREFIX as METRICS_PREFIX;
 pub use queue::Worker;
 pub use routes::{app, ROUTES};
-pub use serve::{run, serve};
+pub use serve::{run, serve, Stopped};
 pub use state::{AppState, Limits, ModelInfo, StartError};

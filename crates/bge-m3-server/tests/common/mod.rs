@@ -203,8 +203,8 @@ pub const SPARSE: Outputs = Outputs {
 /// A server on a loopback port, stopped when [`LocalServer::stop`] is called.
 pub struct LocalServer {
     pub address: std::net::SocketAddr,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    signals: tokio::sync::watch::Sender<u32>,
+    task: tokio::task::JoinHandle<std::io::Result<bge_m3_server::Stopped>>,
 }
 
 impl LocalServer {
@@ -213,14 +213,12 @@ impl LocalServer {
         let state = AppState::try_new(args).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let shutdown = async move {
-            let _ = stopped.await;
-        };
-        let task = tokio::spawn(bge_m3_server::serve(listener, state, shutdown));
+        let (signals, received) = tokio::sync::watch::channel(0);
+        let timeout = std::time::Duration::from_secs(args.shutdown_timeout);
+        let task = tokio::spawn(bge_m3_server::serve(listener, state, received, timeout));
         Self {
             address,
-            stop,
+            signals,
             task,
         }
     }
@@ -232,7 +230,22 @@ impl LocalServer {
 
     /// Stops accepting connections and waits for the requests in flight.
     pub async fn stop(self) {
-        let _ = self.stop.send(());
-        self.task.await.unwrap().unwrap();
+        self.signal(1);
+        assert_eq!(self.stopped().await, bge_m3_server::Stopped::Drained);
+    }
+
+    /// Sets the count of shutdown signals received, as a signal handler would.
+    pub fn signal(&self, count: u32) {
+        self.signals.send_replace(count);
+    }
+
+    /// Returns whether the server has stopped.
+    pub fn is_stopped(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Waits for the server to stop and returns how it stopped.
+    pub async fn stopped(self) -> bge_m3_server::Stopped {
+        self.task.await.unwrap().unwrap()
     }
 }
