@@ -58,10 +58,7 @@ pub enum ApiError {
     },
 
     /// An input has more tokens than `--max-input-tokens` and truncation was not requested.
-    #[error(
-        "input {input_index} has {tokens} tokens, more than the limit of {max}; \
-         shorten it or set \"truncate\": true"
-    )]
+    #[error("input {input_index} has {tokens} tokens, more than the limit of {max}; {advice}")]
     InputTooLong {
         /// The position of the input in the request.
         input_index: usize,
@@ -69,6 +66,8 @@ pub enum ApiError {
         tokens: usize,
         /// The limit.
         max: usize,
+        /// What the client can do, which depends on the route.
+        advice: &'static str,
     },
 
     /// The request alone has more tokens than the queue may hold.

@@ -191,6 +191,12 @@ impl AppState {
         Truncation::from_request(requested, self.shared.limits.auto_truncate)
     }
 
+    /// Returns the server's truncation for a route whose requests have no truncate
+    /// field.
+    pub fn truncation_without_field(&self) -> Truncation {
+        Truncation::without_field(self.shared.limits.auto_truncate)
+    }
+
     /// Returns the model.
     pub fn embedder(&self) -> Arc<Embedder> {
         Arc::clone(&self.shared.embedder)

@@ -16,6 +16,8 @@ pub enum Truncation {
     Truncate,
     /// Reject the request with 413 and the input's token count.
     Reject,
+    /// Reject it as `Reject` does, on a route whose requests have no truncate field.
+    RejectWithoutField,
 }
 
 impl Truncation {
@@ -25,6 +27,25 @@ impl Truncation {
             Self::Truncate
         } else {
             Self::Reject
+        }
+    }
+
+    /// Returns the server's default, for a route whose requests have no truncate field.
+    pub fn without_field(auto_truncate: bool) -> Self {
+        if auto_truncate {
+            Self::Truncate
+        } else {
+            Self::RejectWithoutField
+        }
+    }
+
+    /// Returns the advice for an input over the limit.
+    fn advice(self) -> &'static str {
+        match self {
+            Self::RejectWithoutField => {
+                "shorten it, start the server with --auto-truncate, or send it to                  /v1/encode with \"truncate\": true"
+            }
+            Self::Truncate | Self::Reject => "shorten it or set \"truncate\": true",
         }
     }
 }
@@ -54,7 +75,7 @@ fn tokenize_all(
         let encoded = tokenizer
             .encode(text, max_length, index)
             .map_err(|error| tokenize_error(index, &error))?;
-        if encoded.truncated && truncation == Truncation::Reject {
+        if encoded.truncated && truncation != Truncation::Truncate {
             let tokens = tokenizer
                 .count_tokens(text, index)
                 .map_err(|error| tokenize_error(index, &error))?;
@@ -62,6 +83,7 @@ fn tokenize_all(
                 input_index: index,
                 tokens,
                 max: max_length,
+                advice: truncation.advice(),
             });
         }
         tokenized.push(encoded);

@@ -26,7 +26,26 @@ async fn long_input_gets_413_with_count() {
     let message = error["message"].as_str().unwrap();
     assert!(message.contains(&format!("{tokens} tokens")), "{message}");
     assert!(message.contains("limit of 16"), "{message}");
-    assert!(message.contains("truncate"), "{message}");
+    // The OpenAI request has no truncate field, so the advice is the server flag.
+    assert!(message.contains("--auto-truncate"), "{message}");
+}
+
+#[tokio::test]
+async fn long_input_413_names_truncate_field() {
+    let mut args = tiny_args();
+    args.max_input_tokens = 16;
+    let long = "many words in this text ".repeat(10);
+    let requests = [
+        ("/v1/encode", json!({ "input": long })),
+        ("/embed", json!({ "inputs": long })),
+    ];
+    for (path, body) in requests {
+        let reply = post(&app_for(&args), path, &body.to_string()).await;
+        assert_eq!(reply.status, 413, "{path}: {}", reply.text());
+        let text = reply.text();
+        assert!(text.contains(r#"set \"truncate\": true"#), "{path}: {text}");
+        assert!(!text.contains("--auto-truncate"), "{path}: {text}");
+    }
 }
 
 #[tokio::test]

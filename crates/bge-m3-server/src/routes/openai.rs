@@ -53,7 +53,7 @@ pub(super) async fn embeddings(
         sparse: false,
         colbert: false,
     };
-    let truncation = state.truncation(None);
+    let truncation = state.truncation_without_field();
     let embeddings = state
         .embed(request.input, "input", outputs, truncation)
         .await?;
