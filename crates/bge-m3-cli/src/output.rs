@@ -5,8 +5,6 @@
 //! are written in their shortest form that reads back as the same `f32`. Sparse ids
 //! are in ascending order.
 
-use std::collections::HashMap;
-
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 
@@ -33,7 +31,7 @@ impl<'a> Record<'a> {
             (None, _) => None,
             (Some(sparse), None) => Some(SparseMap::ById(sparse)),
             (Some(sparse), Some(tokenizer)) => {
-                Some(SparseMap::ByText(sparse_by_text(sparse, tokenizer)?))
+                Some(SparseMap::ByText(tokenizer.sparse_by_text(sparse)?))
             }
         };
         Ok(Self {
@@ -44,36 +42,6 @@ impl<'a> Record<'a> {
             truncated: embedding.truncated,
         })
     }
-}
-
-/// Returns the sparse weights keyed by token text, in id order.
-///
-/// Different ids can decode to the same text (`▁a` and `a` both give `a`).
-/// FlagEmbedding's `convert_id_to_token` then keeps one weight and drops the other;
-/// here no weight is lost: each such key gets its id appended, as in `a [85]`.
-pub fn sparse_by_text(
-    sparse: &SparseEmbedding,
-    tokenizer: &Tokenizer,
-) -> bge_m3::Result<Vec<(String, f32)>> {
-    let texts = sparse
-        .entries
-        .iter()
-        .map(|&(id, _)| tokenizer.token_text(id))
-        .collect::<bge_m3::Result<Vec<_>>>()?;
-    let mut counts: HashMap<&str, usize> = HashMap::new();
-    for text in &texts {
-        *counts.entry(text.as_str()).or_default() += 1;
-    }
-    let keyed = sparse
-        .entries
-        .iter()
-        .zip(&texts)
-        .map(|(&(id, weight), text)| match counts[text.as_str()] {
-            1 => (text.clone(), weight),
-            _ => (format!("{text} [{id}]"), weight),
-        })
-        .collect();
-    Ok(keyed)
 }
 
 enum SparseMap<'a> {

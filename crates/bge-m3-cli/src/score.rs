@@ -23,7 +23,6 @@ use crate::input::{
     PairRecord, RecordReader,
 };
 use crate::model_source::ModelArgs;
-use crate::output::sparse_by_text;
 
 /// Arguments of `bge-m3 score`.
 #[derive(Debug, clap::Args)]
@@ -270,7 +269,7 @@ impl Scorer<'_> {
             return Ok(BTreeMap::new());
         };
         let tokenizer = self.embedder.tokenizer();
-        let texts = sparse_by_text(query, tokenizer).context("failed to decode token ids")?;
+        let texts = tokenizer.sparse_by_text(query).context("failed to decode token ids")?;
         let matches = query
             .entries
             .iter()

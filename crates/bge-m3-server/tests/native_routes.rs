@@ -101,8 +101,16 @@ async fn encode_sparse_keyed_by_token_text() {
         .unwrap()
         .clone();
     assert_eq!(served.len(), entries.len());
+    // Keys are decoded token texts, as FlagEmbedding's convert_id_to_token and
+    // `bge-m3 embed --tokens` write them, not the raw pieces such as `▁w`.
+    assert!(served.keys().all(|key| !key.contains('▁')), "{served:?}");
     for (id, weight) in entries {
-        let token = embedder.tokenizer().id_to_token(*id).unwrap();
+        let text = embedder.tokenizer().token_text(*id).unwrap();
+        let token = if served.contains_key(&text) {
+            text
+        } else {
+            format!("{text} [{id}]")
+        };
         let value = served[&token].as_f64().unwrap() as f32;
         assert!(
             (value - weight).abs() <= common::TOLERANCE,

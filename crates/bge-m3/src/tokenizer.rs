@@ -8,12 +8,14 @@
 //! the XLM-R pipeline instead and gives other ids for some whitespace and control
 //! characters.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use serde_json::Value;
 use tokenizers::{PostProcessor as _, TruncationDirection};
 
 use crate::error::{Error, Result};
+use crate::heads::SparseEmbedding;
 use crate::model_files::ModelFiles;
 
 /// The ids of the special tokens that FlagEmbedding drops from the sparse output.
@@ -102,6 +104,34 @@ impl Tokenizer {
         self.inner
             .decode(&[id], false)
             .map_err(|source| Error::Decode { id, source })
+    }
+
+    /// Returns sparse weights keyed by token text, in id order.
+    ///
+    /// The text of an id is [`Tokenizer::token_text`], as in FlagEmbedding's
+    /// `convert_id_to_token`. Different ids can decode to the same text (`▁a` and `a`
+    /// both give `a`), and FlagEmbedding then keeps one weight and drops the other.
+    /// Here no weight is lost: each such key gets its id appended, as in `a [85]`.
+    pub fn sparse_by_text(&self, sparse: &SparseEmbedding) -> Result<Vec<(String, f32)>> {
+        let texts = sparse
+            .entries
+            .iter()
+            .map(|&(id, _)| self.token_text(id))
+            .collect::<Result<Vec<_>>>()?;
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for text in &texts {
+            *counts.entry(text.as_str()).or_default() += 1;
+        }
+        let keyed = sparse
+            .entries
+            .iter()
+            .zip(&texts)
+            .map(|(&(id, weight), text)| match counts[text.as_str()] {
+                1 => (text.clone(), weight),
+                _ => (format!("{text} [{id}]"), weight),
+            })
+            .collect();
+        Ok(keyed)
     }
 
     /// Tokenizes one text, special tokens included, cut to `max_length` tokens;

@@ -162,7 +162,7 @@ impl Format<'_> {
             text.dense = Some(self.vectors.encode(required(embedding.dense, "dense")?));
         }
         if self.outputs.sparse {
-            text.sparse = Some(self.sparse(required(embedding.sparse, "sparse")?));
+            text.sparse = Some(self.sparse(required(embedding.sparse, "sparse")?, index)?);
         }
         if self.outputs.colbert {
             text.colbert = Some(self.colbert(required(embedding.colbert, "ColBERT")?));
@@ -170,23 +170,22 @@ impl Format<'_> {
         Ok(text)
     }
 
-    fn sparse(&self, sparse: SparseEmbedding) -> Sparse {
-        match self.sparse {
+    fn sparse(&self, sparse: SparseEmbedding, index: usize) -> Result<Sparse, ApiError> {
+        let sparse = match self.sparse {
             SparseFormat::Ids => {
                 let (indices, values) = sparse.entries.into_iter().unzip();
                 Sparse::Ids { indices, values }
             }
             SparseFormat::Tokens => {
-                let weights = sparse.entries.into_iter().map(|(id, weight)| {
-                    let token = self
-                        .tokenizer
-                        .id_to_token(id)
-                        .unwrap_or_else(|| id.to_string());
-                    (token, weight)
-                });
-                Sparse::Tokens(TokenWeights(weights.collect()))
+                let weights = self.tokenizer.sparse_by_text(&sparse).map_err(|error| {
+                    ApiError::ModelFailed {
+                        message: format!("input {index}: {error}"),
+                    }
+                })?;
+                Sparse::Tokens(TokenWeights(weights))
             }
-        }
+        };
+        Ok(sparse)
     }
 
     fn colbert(&self, colbert: MultiVector) -> Vec<Vector> {
