@@ -36,15 +36,16 @@ pub enum InputError {
         byte: usize,
     },
     /// A line is not the expected JSON object.
-    #[error("input line {line} is not a JSON object with {expected}: {source}")]
+    // The parse error is part of the message and not a `source`, so that error chains
+    // do not print it twice.
+    #[error("input line {line} is not a JSON object with {expected}: {parse_error}")]
     InvalidJson {
         /// 1-based line number.
         line: usize,
         /// The fields the object needs, in words.
         expected: &'static str,
         /// The parse error.
-        #[source]
-        source: serde_json::Error,
+        parse_error: serde_json::Error,
     },
 }
 
@@ -231,10 +232,10 @@ fn parse_object<T: for<'de> Deserialize<'de>>(
     line_number: usize,
     expected: &'static str,
 ) -> Result<T, InputError> {
-    let invalid = |source| InputError::InvalidJson {
+    let invalid = |parse_error| InputError::InvalidJson {
         line: line_number,
         expected,
-        source,
+        parse_error,
     };
     let value: serde_json::Value = serde_json::from_str(line).map_err(invalid)?;
     if !value.is_object() {

@@ -209,3 +209,28 @@ fn score_extreme_weights_stay_finite() {
     let sparse_dense = output[0]["sparse+dense"].as_f64().unwrap();
     assert!((sparse_dense - (dense + sparse) / 2.0).abs() < 1e-5);
 }
+
+#[test]
+fn invalid_query_file_names_line_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let queries = dir.path().join("queries.jsonl");
+    let passages = dir.path().join("passages.jsonl");
+    std::fs::write(&queries, "q1\n").unwrap();
+    std::fs::write(&passages, "{\"text\": \"p1\"}\n").unwrap();
+    let output = run(
+        &[
+            "score",
+            "--jsonl",
+            "--queries",
+            queries.to_str().unwrap(),
+            "--passages",
+            passages.to_str().unwrap(),
+        ],
+        b"",
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("queries.jsonl"), "{stderr}");
+    assert!(stderr.contains("input line 1"), "{stderr}");
+    assert_eq!(stderr.matches("expected value").count(), 1, "{stderr}");
+}
