@@ -51,11 +51,11 @@ pub struct EmbedArgs {
     tokens: bool,
 
     /// Max length in tokens, <s> and </s> included; longer texts are truncated.
-    #[arg(long, default_value_t = bge_m3::DEFAULT_MAX_LENGTH)]
+    #[arg(long, default_value_t = bge_m3::DEFAULT_MAX_LENGTH, value_parser = bge_m3_server::flags::max_length)]
     max_length: usize,
 
     /// Max padded tokens in one model call (texts × longest text).
-    #[arg(long, default_value_t = bge_m3::DEFAULT_TOKEN_BUDGET)]
+    #[arg(long, default_value_t = bge_m3::DEFAULT_TOKEN_BUDGET, value_parser = bge_m3_server::flags::token_budget)]
     token_budget: usize,
 
     /// ONNX Runtime intra-op threads (default: one per physical core available).

@@ -51,11 +51,11 @@ pub struct ScoreArgs {
     weights: Vec<f32>,
 
     /// Max length of queries in tokens.
-    #[arg(long, default_value_t = bge_m3::DEFAULT_QUERY_MAX_LENGTH)]
+    #[arg(long, default_value_t = bge_m3::DEFAULT_QUERY_MAX_LENGTH, value_parser = bge_m3_server::flags::max_length)]
     max_query_length: usize,
 
     /// Max length of passages in tokens.
-    #[arg(long, default_value_t = bge_m3::DEFAULT_PASSAGE_MAX_LENGTH)]
+    #[arg(long, default_value_t = bge_m3::DEFAULT_PASSAGE_MAX_LENGTH, value_parser = bge_m3_server::flags::max_length)]
     max_passage_length: usize,
 
     /// Add the shared tokens behind each sparse score, keyed by token text (pairs only).
@@ -63,7 +63,7 @@ pub struct ScoreArgs {
     tokens: bool,
 
     /// Max padded tokens in one model call (texts × longest text).
-    #[arg(long, default_value_t = bge_m3::DEFAULT_TOKEN_BUDGET)]
+    #[arg(long, default_value_t = bge_m3::DEFAULT_TOKEN_BUDGET, value_parser = bge_m3_server::flags::token_budget)]
     token_budget: usize,
 
     /// ONNX Runtime intra-op threads (default: one per physical core available).
@@ -269,7 +269,9 @@ impl Scorer<'_> {
             return Ok(BTreeMap::new());
         };
         let tokenizer = self.embedder.tokenizer();
-        let texts = tokenizer.sparse_by_text(query).context("failed to decode token ids")?;
+        let texts = tokenizer
+            .sparse_by_text(query)
+            .context("failed to decode token ids")?;
         let matches = query
             .entries
             .iter()

@@ -348,3 +348,18 @@ fn jsonl_blank_lines_and_bom_are_accepted() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(stdout_records(&output).len(), 2);
 }
+
+#[test]
+fn small_lengths_name_their_flag() {
+    let cases = [
+        ("--max-length", "1", "at least 2"),
+        ("--token-budget", "0", "at least 1"),
+    ];
+    for (flag, value, expected) in cases {
+        let output = embed(&tiny_model_dir(), &[flag, value], b"hello\n");
+        let message = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{flag}: {message}");
+        assert!(message.contains(flag), "{flag}: {message}");
+        assert!(message.contains(expected), "{flag}: {message}");
+    }
+}

@@ -48,7 +48,8 @@ pub struct ServeArgs {
 
     /// Max tokens of one input, <s> and </s> included. A longer input gets 413, or is
     /// truncated when the request sets truncation.
-    #[arg(long, env = "BGE_M3_MAX_INPUT_TOKENS", default_value_t = bge_m3::DEFAULT_MAX_LENGTH)]
+    #[arg(long, env = "BGE_M3_MAX_INPUT_TOKENS", default_value_t = bge_m3::DEFAULT_MAX_LENGTH,
+          value_parser = crate::flags::max_length)]
     pub max_input_tokens: usize,
 
     /// Truncate inputs over --max-input-tokens when a request has no truncate field,
@@ -72,7 +73,8 @@ pub struct ServeArgs {
     pub max_queued_tokens: usize,
 
     /// Max padded tokens in one model call (texts × longest text).
-    #[arg(long, env = "BGE_M3_TOKEN_BUDGET", default_value_t = bge_m3::DEFAULT_TOKEN_BUDGET)]
+    #[arg(long, env = "BGE_M3_TOKEN_BUDGET", default_value_t = bge_m3::DEFAULT_TOKEN_BUDGET,
+          value_parser = crate::flags::token_budget)]
     pub token_budget: usize,
 
     /// ONNX Runtime intra-op threads (default: the physical cores available minus one,

@@ -22,6 +22,7 @@ mod args;
 mod auth;
 mod body;
 mod error;
+pub mod flags;
 mod input;
 mod metrics;
 mod openapi;

@@ -100,7 +100,11 @@ pub async fn serve(
 /// Completes when the signal count reaches `count`, or never if the sender is gone
 /// first.
 async fn reached(mut signals: watch::Receiver<u32>, count: u32) {
-    if signals.wait_for(|&received| received >= count).await.is_err() {
+    if signals
+        .wait_for(|&received| received >= count)
+        .await
+        .is_err()
+    {
         std::future::pending::<()>().await;
     }
 }
