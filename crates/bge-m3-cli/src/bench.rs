@@ -24,13 +24,13 @@ use bge_m3::{Embedder, EmbedderOptions, Outputs};
 use serde::Serialize;
 
 use crate::input::{read_texts, InputFormat};
+use crate::model_source::ModelArgs;
 
 /// Arguments of `bge-m3 bench`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// Model folder: model.onnx, its external data and tokenizer.json.
-    #[arg(long, env = "BGE_M3_MODEL")]
-    model: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
 
     /// Workload texts, one JSON object {"text": ...} per line.
     #[arg(long)]
@@ -146,9 +146,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         bail!("the input file {} contains no texts", args.input.display());
     }
 
+    let folder = args.model.resolve()?;
     let start = Instant::now();
-    let embedder = Embedder::try_new(&args.model, options(args))
-        .with_context(|| format!("failed to load the model in {}", args.model.display()))?;
+    let embedder = Embedder::try_new(&folder, options(args))
+        .with_context(|| format!("failed to load the model {}", args.model.value()))?;
     let load_seconds = start.elapsed().as_secs_f64();
     let load_memory = MemoryStatus::read()?;
     let memory_peak_reset = reset_peak_rss();

@@ -26,6 +26,13 @@ pub struct DownloadArgs {
 
 /// Runs `bge-m3 download`.
 pub fn run(args: &DownloadArgs) -> anyhow::Result<ExitCode> {
+    if std::path::Path::new(&args.repo).is_dir() {
+        anyhow::bail!(
+            "{:?} is a folder; download takes a Hub repository id such as {DEFAULT_REPO}, \
+             and the other commands take a model folder as it is",
+            args.repo
+        );
+    }
     let options = HubOptions::from_env()
         .with_revision(&args.revision)
         .with_rehash_large_files(true);

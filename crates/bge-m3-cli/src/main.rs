@@ -17,6 +17,7 @@ mod model_source;
 mod output;
 mod progress;
 mod score;
+mod serve;
 mod verify;
 
 /// BGE-M3 embeddings (dense, sparse and ColBERT) on ONNX Runtime.
@@ -38,7 +39,7 @@ enum Command {
     /// Download a model from the Hugging Face Hub into its cache and print the folder.
     Download(download::DownloadArgs),
     /// Serve embeddings over HTTP (OpenAI, text-embeddings-inference and native routes).
-    Serve(bge_m3_server::ServeArgs),
+    Serve(serve::ServeCommand),
     /// Time one workload (throughput or latency) and print one JSON object of figures.
     Bench(bench::BenchArgs),
 }
@@ -70,7 +71,7 @@ fn main() -> ExitCode {
             // A service logs its start, stop and errors, so info is shown by default.
             // ONNX Runtime logs every graph optimisation at info, so it gets warn.
             init_logging("info,ort=warn");
-            bge_m3_server::run(&args).map(|()| ExitCode::SUCCESS)
+            serve::run(args).map(|()| ExitCode::SUCCESS)
         }
         Command::Bench(args) => {
             init_logging(COMMAND_LOGS);

@@ -45,4 +45,9 @@ impl ModelArgs {
     pub fn value(&self) -> &str {
         &self.model
     }
+
+    /// Returns the repository id when `--model` names a Hub repository, not a folder.
+    pub fn repository(&self) -> Option<&str> {
+        (!std::path::Path::new(&self.model).is_dir()).then_some(self.model.as_str())
+    }
 }

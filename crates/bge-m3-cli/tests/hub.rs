@@ -135,3 +135,60 @@ fn model_that_is_neither_folder_nor_repository() {
         stderr(&output)
     );
 }
+
+#[test]
+fn bench_downloads_repository() {
+    let hub = serve_official();
+    let home = tempfile::tempdir().unwrap();
+    let input = home.path().join("texts.jsonl");
+    std::fs::write(&input, "{\"text\": \"A test text!\"}\n").unwrap();
+    let mut command = bge_m3(&hub.url(), home.path());
+    command
+        .args(["bench", "--model", REPO, "--repeat", "1", "--input"])
+        .arg(&input);
+    let output = run(command, b"");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["texts"], 1);
+}
+
+#[test]
+fn serve_names_model_by_repository() {
+    use std::io::{BufRead as _, BufReader};
+
+    let hub = serve_official();
+    let home = tempfile::tempdir().unwrap();
+    let mut command = bge_m3(&hub.url(), home.path());
+    command
+        .env("RUST_LOG", "info,ort=warn")
+        .args(["serve", "--port", "0", "--model", REPO]);
+    let mut child = command.spawn().expect("bge-m3 serve starts");
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut read = Vec::new();
+    for line in stderr.lines().map_while(Result::ok) {
+        let listening = line.contains("server listening");
+        read.push(line);
+        if listening {
+            break;
+        }
+    }
+    let _ = child.kill();
+    child.wait().unwrap();
+    let listening = read
+        .iter()
+        .find(|line| line.contains("server listening"))
+        .unwrap_or_else(|| panic!("the server never listened: {read:#?}"));
+    assert!(listening.contains("model=BAAI/bge-m3"), "{listening}");
+}
+
+#[test]
+fn download_of_folder_says_folders_need_none() {
+    let home = tempfile::tempdir().unwrap();
+    let mut command = bge_m3("http://127.0.0.1:9", home.path());
+    command.arg("download").arg(official_fixture());
+    let output = run(command, b"");
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(message.contains("is a folder"), "{message}");
+    assert!(message.contains("Hub repository id"), "{message}");
+}

@@ -24,12 +24,14 @@ pub const DEFAULT_MAX_QUEUED_TOKENS: usize = 64 * bge_m3::DEFAULT_TOKEN_BUDGET;
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "bge-m3 serve")]
 pub struct ServeArgs {
-    /// Model folder: model.onnx, its external data and tokenizer.json.
-    #[arg(long, env = "BGE_M3_MODEL")]
+    /// Model folder: model.onnx, its external data and tokenizer.json. It is not a
+    /// flag of its own: `bge-m3 serve` resolves its `--model` (a folder or a Hub
+    /// repository id) and sets it.
+    #[arg(skip)]
     pub model: PathBuf,
 
-    /// Model name returned in responses when a request names none (default: the
-    /// model folder's name).
+    /// Model name returned in responses when a request names none (default: the Hub
+    /// repository id, or the model folder's name).
     #[arg(long, env = "BGE_M3_MODEL_NAME")]
     pub model_name: Option<String>,
 
@@ -92,9 +94,9 @@ impl ServeArgs {
     /// Returns the flags for serving the model in `model`, every other flag at its
     /// default.
     pub fn for_model(model: impl Into<PathBuf>) -> Self {
-        let model = model.into();
-        let model = model.to_string_lossy();
-        <Self as clap::Parser>::parse_from(["bge-m3 serve", "--model", model.as_ref()])
+        let mut args = <Self as clap::Parser>::parse_from(["bge-m3 serve"]);
+        args.model = model.into();
+        args
     }
 
     /// Returns the model name: `--model-name`, else the model folder's name.
