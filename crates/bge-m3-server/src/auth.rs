@@ -9,7 +9,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, TeiError};
 use crate::state::AppState;
 
 /// A secret API key. Its `Debug` output is redacted, so logging the flags never
@@ -59,11 +59,25 @@ pub async fn require_api_key(
         .headers()
         .get(AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
+        .and_then(bearer_token);
     match presented {
         Some(token) if key.matches(token) => next.run(request).await,
+        _ if is_tei_route(request.uri().path()) => TeiError(ApiError::Unauthorized).into_response(),
         _ => ApiError::Unauthorized.into_response(),
     }
+}
+
+/// Returns the token of an `Authorization: Bearer <token>` value. The scheme name is
+/// case-insensitive (RFC 9110, section 11.1).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token)
+}
+
+/// Returns whether a path is a text-embeddings-inference route, whose errors have
+/// that server's body shape.
+fn is_tei_route(path: &str) -> bool {
+    matches!(path, "/embed" | "/embed_sparse")
 }
 
 #[cfg(test)]
@@ -83,6 +97,15 @@ mod tests {
     fn key_debug_is_redacted() {
         let key: ApiKey = "s3cret".parse().unwrap();
         assert!(!format!("{key:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn bearer_scheme_ignores_case() {
+        assert_eq!(bearer_token("Bearer s3cret"), Some("s3cret"));
+        assert_eq!(bearer_token("bearer s3cret"), Some("s3cret"));
+        assert_eq!(bearer_token("BEARER s3cret"), Some("s3cret"));
+        assert_eq!(bearer_token("Basic s3cret"), None);
+        assert_eq!(bearer_token("Bearers3cret"), None);
     }
 
     #[test]

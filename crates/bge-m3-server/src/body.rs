@@ -25,7 +25,10 @@ pub fn parse_json<T: DeserializeOwned>(
             reason: rejection.body_text(),
         },
     })?;
-    let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
+    // A UTF-8 byte order mark is not JSON, but some clients write one; the CLI's
+    // input reader skips it too.
+    let json = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    let mut deserializer = serde_json::Deserializer::from_slice(json);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         // A cut-off body concerns the whole body, not the field being read.
         let field = match error.inner().classify() {

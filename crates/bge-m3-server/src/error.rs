@@ -117,6 +117,22 @@ pub enum ApiError {
     /// The queue worker has stopped, so no request can be embedded.
     #[error("the embedding worker has stopped; restart the server")]
     Unavailable,
+
+    /// No route has this path.
+    #[error("no route {path}; GET /openapi.json lists the routes")]
+    RouteNotFound {
+        /// The request path.
+        path: String,
+    },
+
+    /// The route exists, but not for this method.
+    #[error("{path} does not take {method}; GET /openapi.json lists each route's method")]
+    MethodNotAllowed {
+        /// The request method.
+        method: String,
+        /// The request path.
+        path: String,
+    },
 }
 
 /// The class of an error, sent as `type` in the OpenAI body and as `error_type` in
@@ -130,6 +146,8 @@ enum Kind {
     Tokenizer,
     Model,
     Unavailable,
+    NotFound,
+    MethodNotAllowed,
 }
 
 impl ApiError {
@@ -142,6 +160,8 @@ impl ApiError {
             Kind::Unauthorized => StatusCode::UNAUTHORIZED,
             Kind::Tokenizer | Kind::Model => StatusCode::INTERNAL_SERVER_ERROR,
             Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Kind::NotFound => StatusCode::NOT_FOUND,
+            Kind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
 
@@ -157,13 +177,17 @@ impl ApiError {
             Self::Tokenize { .. } => Kind::Tokenizer,
             Self::ModelFailed { .. } => Kind::Model,
             Self::Unavailable => Kind::Unavailable,
+            Self::RouteNotFound { .. } => Kind::NotFound,
+            Self::MethodNotAllowed { .. } => Kind::MethodNotAllowed,
         }
     }
 
     /// Returns the field the error is about, when there is one.
     fn param(&self) -> Option<String> {
         match self {
-            Self::InvalidJson { field, .. } => Some(field.clone()),
+            // `.` (the whole body) and `?` (a place the parser could not name) are no
+            // field, so the response has no `param`.
+            Self::InvalidJson { field, .. } if field != "." && field != "?" => Some(field.clone()),
             Self::InvalidField { field, .. } => Some((*field).to_owned()),
             Self::InputTooLong { input_index, .. } | Self::Tokenize { input_index, .. } => {
                 Some(format!("input[{input_index}]"))
@@ -232,13 +256,19 @@ impl Kind {
             Self::Tokenizer => "tokenizer_error",
             Self::Model => "model_error",
             Self::Unavailable => "unavailable",
+            Self::NotFound => "not_found_error",
+            Self::MethodNotAllowed => "method_not_allowed",
         }
     }
 
     /// Returns the `ErrorType` name of text-embeddings-inference (`router/src/lib.rs`).
     fn tei_type(self) -> &'static str {
         match self {
-            Self::InvalidRequest | Self::TooLarge | Self::Unauthorized => "Validation",
+            Self::InvalidRequest
+            | Self::TooLarge
+            | Self::Unauthorized
+            | Self::NotFound
+            | Self::MethodNotAllowed => "Validation",
             Self::Overloaded => "Overloaded",
             Self::Tokenizer => "Tokenizer",
             Self::Model => "Backend",

@@ -127,19 +127,22 @@ async fn empty_input_array_gets_400() {
 #[tokio::test]
 async fn malformed_json_names_the_field() {
     let app = app_for(&tiny_args());
+    // Errors about the whole body, not one field, have no `param`.
     let cases = [
-        (r#"{"input": "x", "encoding_format": 5}"#, "encoding_format"),
-        (r#"{"input": ["a", null]}"#, "input[1]"),
-        (r#"{"input": "x", "dimensions": "many"}"#, "dimensions"),
-        (r#"{"model": "m"}"#, "."),
-        (r#"{"input": "x""#, "."),
-        (r#"not json"#, "."),
+        (r#"{"input": "x", "encoding_format": 5}"#, Some("encoding_format")),
+        (r#"{"input": ["a", null]}"#, Some("input[1]")),
+        (r#"{"input": "x", "dimensions": "many"}"#, Some("dimensions")),
+        (r#"{"model": "m"}"#, None),
+        (r#"{"input": "x""#, None),
+        (r#"not json"#, None),
+        (r#"{bad json"#, None),
+        ("", None),
     ];
     for (body, field) in cases {
         let reply = post(&app, "/v1/embeddings", body).await;
         assert_eq!(reply.status, 400, "{body}");
         let error = &reply.json()["error"];
-        assert_eq!(error["param"], field, "{body}");
+        assert_eq!(error["param"].as_str(), field, "{body}");
         assert_eq!(error["type"], "invalid_request_error", "{body}");
     }
     let reply = post(&app, "/v1/embeddings", r#"{"model": "m"}"#).await;
@@ -286,4 +289,52 @@ async fn health_needs_no_api_key() {
 async fn unknown_route_gets_404() {
     let reply = send(&app_for(&tiny_args()), Method::GET, "/v2/nothing", None).await;
     assert_eq!(reply.status, 404);
+    let error = &reply.json()["error"];
+    assert_eq!(error["type"], "not_found_error");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("/v2/nothing"), "{message}");
+    assert!(message.contains("/openapi.json"), "{message}");
+}
+
+#[tokio::test]
+async fn wrong_method_gets_405_json() {
+    let reply = send(&app_for(&tiny_args()), Method::GET, "/v1/embeddings", None).await;
+    assert_eq!(reply.status, 405);
+    let message = reply.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.contains("/v1/embeddings does not take GET"), "{message}");
+}
+
+#[tokio::test]
+async fn tei_route_401_has_tei_shape() {
+    let app = keyed_app();
+    for path in ["/embed", "/embed_sparse"] {
+        let reply = post(&app, path, r#"{"inputs": "x"}"#).await;
+        assert_eq!(reply.status, 401, "{path}");
+        let body = reply.json();
+        assert!(body["error"].is_string(), "{path}: {body}");
+        assert_eq!(body["error_type"], "Validation", "{path}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn lower_case_bearer_is_accepted() {
+    let reply = send_with(
+        &keyed_app(),
+        Method::POST,
+        "/v1/embeddings",
+        Some(r#"{"input": "x"}"#),
+        &[("authorization", "bearer s3cret-key")],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+}
+
+#[tokio::test]
+async fn body_with_byte_order_mark_is_read() {
+    let body = "\u{feff}{\"input\": \"x\"}";
+    let reply = post(&app_for(&tiny_args()), "/v1/embeddings", body).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
 }
