@@ -26,6 +26,13 @@ impl ModelArgs {
     /// Returns the model folder, downloading a Hub repository when needed.
     pub fn resolve(&self) -> anyhow::Result<PathBuf> {
         let source = ModelSource::parse(&self.model)?;
+        if matches!(source, ModelSource::Folder(_)) && self.revision != DEFAULT_REVISION {
+            tracing::warn!(
+                model = %self.model,
+                revision = %self.revision,
+                "--revision applies to Hub repositories only, not to a model folder; ignored"
+            );
+        }
         let options = HubOptions::from_env().with_revision(&self.revision);
         let mut progress = DownloadBar::new();
         source.resolve(&options, &mut progress).with_context(|| {

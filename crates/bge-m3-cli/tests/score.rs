@@ -234,3 +234,12 @@ fn invalid_query_file_names_line_once() {
     assert!(stderr.contains("input line 1"), "{stderr}");
     assert_eq!(stderr.matches("expected value").count(), 1, "{stderr}");
 }
+
+#[test]
+fn jsonl_without_files_is_usage_error() {
+    let output = run(&["score", "--jsonl"], b"{\"query\": \"a\", \"passage\": \"b\"}\n");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--queries"), "{stderr}");
+    assert!(output.stdout.is_empty());
+}

@@ -166,6 +166,7 @@ impl Embedder {
         let config = ModelConfig::read(&files)?;
         let max_length_limit = config.max_length_limit;
         validate_options(&options, max_length_limit)?;
+        warn_of_oversubscription(options.threads);
         let tokenizer = Tokenizer::from_files(&files)?;
         let settings = SessionSettings {
             intra_threads: options.threads,
@@ -447,6 +448,20 @@ fn validate_max_length(max_length: usize, limit: usize) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// Logs a warning when the threads outnumber the CPUs the process may use: ONNX
+/// Runtime's threads wait for each other at every operator, so extra threads that
+/// share a CPU slow every call down.
+fn warn_of_oversubscription(threads: usize) {
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    if threads > cpus {
+        tracing::warn!(
+            threads,
+            cpus,
+            "more intra-op threads than CPUs slows the model down; set at most one per CPU"
+        );
+    }
 }
 
 fn validate_options(options: &EmbedderOptions, limit: usize) -> Result<()> {
