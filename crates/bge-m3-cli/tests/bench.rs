@@ -137,6 +137,20 @@ fn bench_latency_percentiles() {
 }
 
 #[test]
+fn latency_counts_only_timed_texts() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = workload(dir.path(), &TEXTS);
+    let report = report(&bench(&input, &["--mode", "latency", "--calls", "2"]));
+
+    // Two calls time the first two texts; the third is not in the figures.
+    assert_eq!(report["texts"], 2);
+    let tokens = number(&report, "tokens");
+    let pass = number(&report, "median_seconds") * 2.0;
+    assert!((number(&report, "tokens_per_second") - tokens / pass).abs() < 1e-6 * tokens / pass);
+    assert!((number(&report, "texts_per_second") - 2.0 / pass).abs() < 1e-6 * 2.0 / pass);
+}
+
+#[test]
 fn bench_rejects_empty_input() {
     let dir = tempfile::tempdir().unwrap();
     let output = bench(&workload(dir.path(), &[]), &[]);

@@ -366,18 +366,32 @@ fn small_lengths_name_their_flag() {
 
 #[test]
 fn revision_with_folder_is_warned() {
-    let output = embed(&tiny_model_dir(), &["--revision", "v2", "--dense"], b"hello\n");
+    let output = embed(
+        &tiny_model_dir(),
+        &["--revision", "v2", "--dense"],
+        b"hello\n",
+    );
     let message = stderr(&output);
     assert!(output.status.success(), "{message}");
-    assert!(message.contains("--revision applies to Hub repositories only"), "{message}");
+    assert!(
+        message.contains("--revision applies to Hub repositories only"),
+        "{message}"
+    );
 }
 
 #[test]
 fn threads_over_cpus_are_warned() {
     let cpus = std::thread::available_parallelism().unwrap().get();
     let threads = (cpus + 1).to_string();
-    let output = embed(&tiny_model_dir(), &["--threads", &threads, "--dense"], b"hello\n");
+    let output = embed(
+        &tiny_model_dir(),
+        &["--threads", &threads, "--dense"],
+        b"hello\n",
+    );
     let message = stderr(&output);
     assert!(output.status.success(), "{message}");
-    assert!(message.contains("more intra-op threads than CPUs"), "{message}");
+    assert!(
+        message.contains("more intra-op threads than CPUs"),
+        "{message}"
+    );
 }

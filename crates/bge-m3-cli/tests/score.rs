@@ -237,7 +237,10 @@ fn invalid_query_file_names_line_once() {
 
 #[test]
 fn jsonl_without_files_is_usage_error() {
-    let output = run(&["score", "--jsonl"], b"{\"query\": \"a\", \"passage\": \"b\"}\n");
+    let output = run(
+        &["score", "--jsonl"],
+        b"{\"query\": \"a\", \"passage\": \"b\"}\n",
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--queries"), "{stderr}");

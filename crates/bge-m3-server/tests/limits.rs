@@ -129,9 +129,15 @@ async fn malformed_json_names_the_field() {
     let app = app_for(&tiny_args());
     // Errors about the whole body, not one field, have no `param`.
     let cases = [
-        (r#"{"input": "x", "encoding_format": 5}"#, Some("encoding_format")),
+        (
+            r#"{"input": "x", "encoding_format": 5}"#,
+            Some("encoding_format"),
+        ),
         (r#"{"input": ["a", null]}"#, Some("input[1]")),
-        (r#"{"input": "x", "dimensions": "many"}"#, Some("dimensions")),
+        (
+            r#"{"input": "x", "dimensions": "many"}"#,
+            Some("dimensions"),
+        ),
         (r#"{"model": "m"}"#, None),
         (r#"{"input": "x""#, None),
         (r#"not json"#, None),
@@ -304,7 +310,10 @@ async fn wrong_method_gets_405_json() {
         .as_str()
         .unwrap()
         .to_owned();
-    assert!(message.contains("/v1/embeddings does not take GET"), "{message}");
+    assert!(
+        message.contains("/v1/embeddings does not take GET"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
