@@ -8,6 +8,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
+use serde::Deserialize as _;
 use serde_json::error::Category;
 
 use crate::error::ApiError;
@@ -45,6 +46,18 @@ pub fn parse_json<T: DeserializeOwned>(
         reason: error.to_string(),
     })?;
     Ok(value)
+}
+
+/// Reads an optional field whose `null` means its default, as a missing field does.
+///
+/// Clients that build requests from optional values send `"encoding_format": null`
+/// for a value they did not set.
+pub fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + serde::Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 #[cfg(test)]

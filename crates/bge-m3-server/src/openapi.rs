@@ -257,7 +257,10 @@ fn schemas() -> Value {
         "TokenizeRequest": {
             "type": "object",
             "required": ["input"],
-            "properties": { "input": schema_ref("Input") },
+            "properties": {
+                "input": schema_ref("Input"),
+                "add_special_tokens": { "type": "boolean", "default": true },
+            },
         },
         "TokenizeResponse": {
             "type": "object",

@@ -308,3 +308,54 @@ async fn every_listed_route_exists() {
         assert_ne!(reply.status, 405, "{method} {path}");
     }
 }
+
+#[tokio::test]
+async fn tokenize_without_special_tokens() {
+    let args = tiny_args();
+    let body = r#"{"inputs": ["hello world", ""], "add_special_tokens": false}"#;
+    let reply = post(&app_for(&args), "/tokenize", body).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+
+    let embedder = library(&args);
+    let json = reply.json();
+    for (index, text) in ["hello world", ""].iter().enumerate() {
+        let expected = embedder.tokenizer().encode(text, 8192, index).unwrap();
+        let inner = &expected.ids[1..expected.ids.len() - 1];
+        let ids: Vec<u32> = json["data"][index]["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|id| id.as_u64().unwrap() as u32)
+            .collect();
+        assert_eq!(ids, inner, "input {index}");
+        let tokens = json["data"][index]["tokens"].as_array().unwrap();
+        assert_eq!(tokens.len(), ids.len(), "input {index}");
+    }
+}
+
+#[tokio::test]
+async fn null_formats_mean_defaults() {
+    let app = app_for(&tiny_args());
+    let requests = [
+        (
+            "/v1/embeddings",
+            r#"{"input": "x", "encoding_format": null}"#,
+        ),
+        (
+            "/v1/encode",
+            r#"{"input": "x", "sparse_format": null, "encoding_format": null}"#,
+        ),
+        ("/embed", r#"{"inputs": "x", "truncation_direction": null}"#),
+    ];
+    for (path, body) in requests {
+        let reply = post(&app, path, body).await;
+        assert_eq!(reply.status, 200, "{path}: {}", reply.text());
+    }
+    let reply = post(
+        &app,
+        "/v1/embeddings",
+        r#"{"input": "x", "encoding_format": null}"#,
+    )
+    .await;
+    assert!(reply.json()["data"][0]["embedding"].is_array());
+}

@@ -10,7 +10,7 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 
 use super::{required, Usage};
-use crate::body::parse_json;
+use crate::body::{null_as_default, parse_json};
 use crate::error::ApiError;
 use crate::input::Inputs;
 use crate::state::AppState;
@@ -23,9 +23,9 @@ pub(super) struct EncodeRequest {
     #[serde(default = "all_outputs")]
     outputs: Vec<OutputName>,
     truncate: Option<bool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     sparse_format: SparseFormat,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     encoding_format: EncodingFormat,
 }
 

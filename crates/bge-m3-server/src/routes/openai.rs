@@ -8,7 +8,7 @@ use bge_m3::Outputs;
 use serde::{Deserialize, Serialize};
 
 use super::{required, Usage};
-use crate::body::parse_json;
+use crate::body::{null_as_default, parse_json};
 use crate::error::ApiError;
 use crate::input::Inputs;
 use crate::state::AppState;
@@ -19,7 +19,7 @@ use crate::vector::{EncodingFormat, Vector};
 pub(super) struct EmbeddingsRequest {
     input: Inputs,
     model: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     encoding_format: EncodingFormat,
     dimensions: Option<usize>,
 }

@@ -10,7 +10,7 @@ use bge_m3::Outputs;
 use serde::{Deserialize, Serialize};
 
 use super::required;
-use crate::body::parse_json;
+use crate::body::{null_as_default, parse_json};
 use crate::error::{ApiError, TeiError};
 use crate::input::Inputs;
 use crate::state::AppState;
@@ -20,7 +20,7 @@ use crate::state::AppState;
 pub(super) struct EmbedRequest {
     inputs: Inputs,
     truncate: Option<bool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     truncation_direction: TruncationDirection,
     prompt_name: Option<String>,
     #[serde(default = "default_normalize")]

@@ -19,6 +19,13 @@ use crate::tokenize::{tokenize as tokenize_texts, Truncation};
 pub(super) struct TokenizeRequest {
     #[serde(alias = "inputs")]
     input: Inputs,
+    /// Whether `<s>` and `</s>` are listed, as in text-embeddings-inference.
+    #[serde(default = "yes")]
+    add_special_tokens: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Serialize)]
@@ -50,15 +57,23 @@ pub(super) async fn tokenize(
     let data = tokenized
         .into_iter()
         .enumerate()
-        .map(|(index, text)| TokenizedInput {
-            index,
-            tokens: text
-                .ids
-                .iter()
-                .map(|&id| tokenizer.id_to_token(id).unwrap_or_default())
-                .collect(),
-            ids: text.ids,
-            truncated: text.truncated,
+        .map(|(index, text)| {
+            // The model always gets `<s>` first and `</s>` last.
+            let ids = if request.add_special_tokens {
+                text.ids
+            } else {
+                let inner = 1..text.ids.len().saturating_sub(1);
+                text.ids.get(inner).unwrap_or_default().to_vec()
+            };
+            TokenizedInput {
+                index,
+                tokens: ids
+                    .iter()
+                    .map(|&id| tokenizer.id_to_token(id).unwrap_or_default())
+                    .collect(),
+                ids,
+                truncated: text.truncated,
+            }
         })
         .collect();
     Ok(Json(TokenizeResponse { data }))
