@@ -208,6 +208,19 @@ pub fn stop_on_input_error(
     Ok(std::process::ExitCode::from(1))
 }
 
+/// Ends a run whose input file failed to read: an invalid line is reported and gives
+/// exit code 1, as in streamed input, and any other error is returned (exit code 2).
+pub fn stop_on_file_error(error: anyhow::Error) -> anyhow::Result<std::process::ExitCode> {
+    let invalid_line = error
+        .downcast_ref::<InputError>()
+        .is_some_and(|input_error| !input_error.is_fatal());
+    if invalid_line {
+        eprintln!("error: {error:#}");
+        return Ok(std::process::ExitCode::from(1));
+    }
+    Err(error)
+}
+
 /// Returns the name of an input for messages: its path, or "stdin".
 pub fn input_name(path: Option<&std::path::Path>) -> String {
     path.map_or_else(|| "stdin".to_owned(), |path| path.display().to_string())

@@ -19,8 +19,8 @@ use bge_m3::{
 use serde::Serialize;
 
 use crate::input::{
-    embed_error, input_name, open_input, read_chunk, read_texts, stop_on_input_error, InputFormat,
-    PairRecord, RecordReader,
+    embed_error, input_name, open_input, read_chunk, read_texts, stop_on_file_error,
+    stop_on_input_error, InputFormat, PairRecord, RecordReader,
 };
 use crate::model_source::ModelArgs;
 
@@ -123,8 +123,14 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
             } else {
                 InputFormat::PlainText
             };
-            let queries = read_texts(queries, format)?;
-            let passages = read_texts(passages, format)?;
+            let queries = match read_texts(queries, format) {
+                Ok(texts) => texts,
+                Err(error) => return stop_on_file_error(error),
+            };
+            let passages = match read_texts(passages, format) {
+                Ok(texts) => texts,
+                Err(error) => return stop_on_file_error(error),
+            };
             scorer.write_matrix(&queries, &passages, &mut out)?;
             Ok(ExitCode::SUCCESS)
         }
