@@ -67,8 +67,8 @@ pub async fn require_api_key(
     }
 }
 
-/// Returns the token of an `Authorization: Bearer <token>` value. The scheme name is
-/// case-insensitive (RFC 9110, section 11.1).
+/// Returns the token of an `Authorization: Bearer <token>` value. HTTP scheme names
+/// are case-insensitive, so `bearer` is accepted too.
 fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then_some(token)

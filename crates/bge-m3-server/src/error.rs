@@ -66,7 +66,7 @@ pub enum ApiError {
         tokens: usize,
         /// The limit.
         max: usize,
-        /// What the client can do, which depends on the route.
+        /// The advice to the client, which depends on the route.
         advice: &'static str,
     },
 
@@ -118,14 +118,14 @@ pub enum ApiError {
     #[error("the embedding worker has stopped; restart the server")]
     Unavailable,
 
-    /// No route has this path.
+    /// A path that no route has.
     #[error("no route {path}; GET /openapi.json lists the routes")]
     RouteNotFound {
         /// The request path.
         path: String,
     },
 
-    /// The route exists, but not for this method.
+    /// A route that exists, but not for this method.
     #[error("{path} does not take {method}; GET /openapi.json lists each route's method")]
     MethodNotAllowed {
         /// The request method.

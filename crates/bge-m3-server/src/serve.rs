@@ -12,7 +12,7 @@ use crate::routes::app;
 use crate::shutdown;
 use crate::state::AppState;
 
-/// How the server stopped after the first shutdown signal.
+/// The way the server stopped after the first shutdown signal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stopped {
     /// Every request in flight finished.
