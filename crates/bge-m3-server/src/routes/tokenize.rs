@@ -20,11 +20,11 @@ pub(super) struct TokenizeRequest {
     #[serde(alias = "inputs")]
     input: Inputs,
     /// Whether `<s>` and `</s>` are listed, as in text-embeddings-inference.
-    #[serde(default = "yes")]
+    #[serde(default = "special_tokens_by_default")]
     add_special_tokens: bool,
 }
 
-fn yes() -> bool {
+fn special_tokens_by_default() -> bool {
     true
 }
 
