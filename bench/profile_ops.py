@@ -33,7 +33,7 @@ from threadpoolctl import threadpool_limits
 
 # Ids of ordinary tokens in the bench model's tokenizer (the tiny test model's, 689 ids).
 FIRST_ID, LAST_ID = 5, 600
-BOS_ID, EOS_ID = 0, 2
+BOS_ID, PAD_ID, EOS_ID = 0, 1, 2
 # (inner, outer) sizes of BGE-M3's weight matrices: Q, K, V and output projections,
 # FFN up, FFN down.
 WEIGHT_SHAPES = [(1024, 1024), (1024, 4096), (4096, 1024)]
@@ -47,12 +47,21 @@ def session_options(threads: int) -> ort.SessionOptions:
     return options
 
 
-def random_feeds(texts: int, tokens: int, max_id: int = LAST_ID) -> dict:
-    """Return model inputs for `texts` unpadded texts of `tokens` random token ids."""
+def random_feeds(texts: int, tokens: int, max_id: int = LAST_ID, padding: int = 0) -> dict:
+    """Return model inputs for `texts` texts of random token ids, padded to `tokens`.
+
+    Text i is `tokens - (i % (padding + 1))` tokens long, so `padding` 0 gives texts
+    of equal length and no padding, and a sorted batch of mixed lengths pads a few
+    tokens per row.
+    """
     rng = np.random.default_rng(0)
     ids = rng.integers(FIRST_ID, max_id, size=(texts, tokens), dtype=np.int64)
-    ids[:, 0], ids[:, -1] = BOS_ID, EOS_ID
-    return {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+    mask = np.ones_like(ids)
+    for row in range(texts):
+        length = tokens - row % (padding + 1)
+        ids[row, 0], ids[row, length - 1] = BOS_ID, EOS_ID
+        ids[row, length:], mask[row, length:] = PAD_ID, 0
+    return {"input_ids": ids, "attention_mask": mask}
 
 
 def profile_ops(args: argparse.Namespace) -> None:
@@ -63,7 +72,7 @@ def profile_ops(args: argparse.Namespace) -> None:
         options.profile_file_prefix = str(pathlib.Path(tmp) / "profile")
         session = ort.InferenceSession(str(args.model / "model.onnx"), options,
                                        providers=["CPUExecutionProvider"])
-        feeds = random_feeds(args.texts, args.tokens)
+        feeds = random_feeds(args.texts, args.tokens, padding=args.padding)
         session.run(None, feeds)
         start = time.perf_counter()
         session.run(None, feeds)
@@ -145,6 +154,8 @@ def main() -> None:
     ops.add_argument("--model", type=pathlib.Path, required=True, help="folder with model.onnx")
     ops.add_argument("--texts", type=int, default=32)
     ops.add_argument("--tokens", type=int, default=128, help="tokens per text, <s> and </s> included")
+    ops.add_argument("--padding", type=int, default=0,
+                     help="text i is tokens - (i %% (PADDING + 1)) long, as in a sorted batch of mixed lengths")
     matmul = commands.add_parser("matmul", help="MatMul rates of ONNX Runtime and numpy")
     matmul.add_argument("--rows", type=int, default=4096, help="tokens in one batch")
     matmul.add_argument("--sgemm-size", type=int, default=4096, help="side of bench/run.py's SGEMM")
