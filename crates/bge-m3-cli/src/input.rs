@@ -240,6 +240,9 @@ pub fn embed_error(error: bge_m3::Error, first_record: usize) -> anyhow::Error {
 
 /// Parses a line that must be a JSON object (serde would also read a struct from an
 /// array, so the shape is checked first).
+///
+/// The object is read straight into `T`, not through a map, so that a field given
+/// twice is an error and not the last value silently.
 fn parse_object<T: for<'de> Deserialize<'de>>(
     line: &str,
     line_number: usize,
@@ -250,12 +253,15 @@ fn parse_object<T: for<'de> Deserialize<'de>>(
         expected,
         parse_error,
     };
-    let value: serde_json::Value = serde_json::from_str(line).map_err(invalid)?;
-    if !value.is_object() {
-        let error = <serde_json::Error as serde::de::Error>::custom("found another JSON value");
+    if !line.trim_start().starts_with('{') {
+        // Not an object: the parser's message for invalid JSON, else the shape.
+        let error = match serde_json::from_str::<serde_json::Value>(line) {
+            Err(error) => error,
+            Ok(_) => <serde_json::Error as serde::de::Error>::custom("found another JSON value"),
+        };
         return Err(invalid(error));
     }
-    serde_json::from_value(value).map_err(invalid)
+    serde_json::from_str(line).map_err(invalid)
 }
 
 /// Opens an input file, with an error that names it.
@@ -340,6 +346,32 @@ mod tests {
         assert!(texts.is_empty());
         let message = error.unwrap().to_string();
         assert!(message.contains("line 1"), "{message}");
+    }
+
+    #[test]
+    fn jsonl_rejects_repeated_field() {
+        let (texts, error) = read_all(
+            b"{\"text\": \"a\", \"text\": \"b\"}\n",
+            InputFormat::JsonLines,
+        );
+        assert!(texts.is_empty());
+        let message = error.unwrap().to_string();
+        assert!(message.contains("line 1"), "{message}");
+        assert!(message.contains("duplicate field `text`"), "{message}");
+    }
+
+    #[test]
+    fn jsonl_shape_errors_keep_parser_message() {
+        let cases = [
+            (&b"[\"a\"]\n"[..], "found another JSON value"),
+            (b"x\n", "expected value"),
+            (b"  {\"text\": \"a\"\n", "EOF while parsing"),
+        ];
+        for (input, expected) in cases {
+            let (_, error) = read_all(input, InputFormat::JsonLines);
+            let message = error.unwrap().to_string();
+            assert!(message.contains(expected), "{message}");
+        }
     }
 
     #[test]
