@@ -165,8 +165,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     for index in 0..args.warmup as usize {
         embed(&embedder, &texts[index % texts.len()..][..1], outputs)?;
     }
-    let (seconds, tokens) = match args.mode {
-        Mode::Throughput => time_throughput(&embedder, texts, outputs, args.repeat)?,
+    let (seconds, tokens, tokens_per_call) = match args.mode {
+        Mode::Throughput => {
+            let (seconds, tokens) = time_throughput(&embedder, texts, outputs, args.repeat)?;
+            (seconds, tokens, tokens as f64)
+        }
         Mode::Latency => time_latency(&embedder, texts, outputs, args.calls)?,
     };
     let run_memory = MemoryStatus::read()?;
@@ -175,7 +178,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     if !memory_peak_reset {
         notes.push("the peak RSS could not be reset after the load".to_owned());
     }
-    let report = Report::new(args, texts, tokens, seconds)
+    let report = Report::new(args, texts, tokens, tokens_per_call, seconds)
         .with_threads(embedder.options().threads)
         .with_memory(load_seconds, &load_memory, &run_memory)
         .with_notes(notes);
@@ -229,34 +232,47 @@ fn time_throughput(
 }
 
 /// Times `calls` calls of one text each, cycling through the texts. Returns the
-/// seconds of each call and the tokens of one pass over all texts.
+/// seconds of each call, the tokens of one pass over all texts and the mean tokens
+/// of a call (calls may reach some texts once more than others).
 fn time_latency(
     embedder: &Embedder,
     texts: &[String],
     outputs: Outputs,
     calls: u32,
-) -> anyhow::Result<(Vec<f64>, usize)> {
+) -> anyhow::Result<(Vec<f64>, usize, f64)> {
     let mut seconds = Vec::new();
     let mut tokens_per_text = vec![0; texts.len()];
+    let mut call_tokens = 0;
     for call in 0..calls as usize {
         let index = call % texts.len();
         let start = Instant::now();
         tokens_per_text[index] = embed(embedder, &texts[index..=index], outputs)?;
         seconds.push(start.elapsed().as_secs_f64());
+        call_tokens += tokens_per_text[index];
     }
-    Ok((seconds, tokens_per_text.iter().sum()))
+    let tokens_per_call = call_tokens as f64 / f64::from(calls);
+    Ok((seconds, tokens_per_text.iter().sum(), tokens_per_call))
 }
 
 impl Report {
-    fn new(args: &BenchArgs, texts: &[String], tokens: usize, seconds: Vec<f64>) -> Self {
+    /// Builds the report from the timings; `tokens_per_call` is the tokens of one
+    /// repetition (throughput) or the mean tokens of one call (latency).
+    fn new(
+        args: &BenchArgs,
+        texts: &[String],
+        tokens: usize,
+        tokens_per_call: f64,
+        seconds: Vec<f64>,
+    ) -> Self {
         let mut sorted = seconds.clone();
         sorted.sort_by(f64::total_cmp);
         let best_seconds = sorted[0];
         let median_seconds = percentile(&sorted, 50.0);
-        // In latency mode one "pass" over the texts is one call per text.
-        let pass_seconds = match args.mode {
-            Mode::Throughput => best_seconds,
-            Mode::Latency => median_seconds * texts.len() as f64,
+        // Rates are per call: a repetition of all texts (throughput, the best one) or
+        // one text (latency, the median call).
+        let (call_seconds, texts_per_call) = match args.mode {
+            Mode::Throughput => (best_seconds, texts.len() as f64),
+            Mode::Latency => (median_seconds, 1.0),
         };
         let latency = args.mode == Mode::Latency;
         Self {
@@ -276,8 +292,8 @@ impl Report {
             peak_rss_above_load_mib: 0.0,
             best_seconds,
             median_seconds,
-            tokens_per_second: tokens as f64 / pass_seconds,
-            texts_per_second: texts.len() as f64 / pass_seconds,
+            tokens_per_second: tokens_per_call / call_seconds,
+            texts_per_second: texts_per_call / call_seconds,
             p50_ms: latency.then_some(median_seconds * 1e3),
             p99_ms: latency.then(|| percentile(&sorted, 99.0) * 1e3),
             seconds,

@@ -28,8 +28,9 @@ pub struct DownloadArgs {
 pub fn run(args: &DownloadArgs) -> anyhow::Result<ExitCode> {
     if std::path::Path::new(&args.repo).is_dir() {
         anyhow::bail!(
-            "{:?} is a folder; download takes a Hub repository id such as {DEFAULT_REPO}, \
-             and the other commands take a model folder as it is",
+            "{:?} is a folder in the current directory; download takes a Hub repository id, \
+             and the other commands take a model folder as it is. To download a repository \
+             of that name, run download from another directory",
             args.repo
         );
     }

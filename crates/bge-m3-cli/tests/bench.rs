@@ -151,6 +151,25 @@ fn latency_counts_only_timed_texts() {
 }
 
 #[test]
+fn latency_rates_are_per_call() {
+    let dir = tempfile::tempdir().unwrap();
+    // Texts of 1, 2 and 3 words: 5 calls reach the first two twice.
+    let input = workload(dir.path(), &["a", "a b", "a b c"]);
+    let report = report(&bench(&input, &["--mode", "latency", "--calls", "5"]));
+
+    let median = number(&report, "median_seconds");
+    let texts_rate = number(&report, "texts_per_second");
+    assert!(
+        (texts_rate - 1.0 / median).abs() < 1e-9 / median,
+        "{report}"
+    );
+    // The tokens of the 5 calls over 5 calls, not of the 3 texts over 3.
+    let tokens = number(&report, "tokens");
+    let tokens_rate = number(&report, "tokens_per_second");
+    assert!(tokens_rate * median < tokens / 3.0, "{report}");
+}
+
+#[test]
 fn bench_rejects_empty_input() {
     let dir = tempfile::tempdir().unwrap();
     let output = bench(&workload(dir.path(), &[]), &[]);

@@ -76,7 +76,7 @@ fn bearer_token(value: &str) -> Option<&str> {
 
 /// Returns whether a path is a text-embeddings-inference route, whose errors have
 /// that server's body shape.
-fn is_tei_route(path: &str) -> bool {
+pub(crate) fn is_tei_route(path: &str) -> bool {
     matches!(path, "/embed" | "/embed_sparse")
 }
 

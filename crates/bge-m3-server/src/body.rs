@@ -29,6 +29,15 @@ pub fn parse_json<T: DeserializeOwned>(
     // A UTF-8 byte order mark is not JSON, but some clients write one; the CLI's
     // input reader skips it too.
     let json = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    // serde reads a struct from an array of its fields in order too, so the shape is
+    // checked first.
+    let is_object = json.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{');
+    if !is_object && serde_json::from_slice::<serde::de::IgnoredAny>(json).is_ok() {
+        return Err(ApiError::InvalidJson {
+            field: ".".to_owned(),
+            reason: "the body must be a JSON object".to_owned(),
+        });
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(json);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         // A cut-off body concerns the whole body, not the field being read.

@@ -22,7 +22,7 @@ pub const RETRY_AFTER_SECONDS: u64 = 1;
 #[non_exhaustive]
 pub enum ApiError {
     /// The body is not valid JSON for the route, or a field has the wrong type.
-    #[error("invalid request body at {field}: {reason}")]
+    #[error("invalid request body{}: {reason}", place(field))]
     InvalidJson {
         /// The JSON path of the field, such as `input[2]`, or `.` for the whole body.
         field: String,
@@ -133,6 +133,16 @@ pub enum ApiError {
         /// The request path.
         path: String,
     },
+}
+
+/// Returns " at <field>" for an error about one field, and nothing for one about the
+/// whole body (`.`) or a place the parser could not name (`?`).
+fn place(field: &str) -> String {
+    if field == "." || field == "?" {
+        String::new()
+    } else {
+        format!(" at {field}")
+    }
 }
 
 /// The class of an error, sent as `type` in the OpenAI body and as `error_type` in

@@ -43,7 +43,8 @@ impl Truncation {
     fn advice(self) -> &'static str {
         match self {
             Self::RejectWithoutField => {
-                "shorten it, start the server with --auto-truncate, or send it to                  /v1/encode with \"truncate\": true"
+                "shorten it, start the server with --auto-truncate, or send it to /v1/encode \
+                 with \"truncate\": true"
             }
             Self::Truncate | Self::Reject => "shorten it or set \"truncate\": true",
         }

@@ -28,6 +28,7 @@ async fn long_input_gets_413_with_count() {
     assert!(message.contains("limit of 16"), "{message}");
     // The OpenAI request has no truncate field, so the advice is the server flag.
     assert!(message.contains("--auto-truncate"), "{message}");
+    assert!(!message.contains("  "), "{message}");
 }
 
 #[tokio::test]
@@ -157,6 +158,21 @@ async fn malformed_json_names_the_field() {
         .unwrap()
         .to_owned();
     assert!(message.contains("missing field `input`"), "{message}");
+    assert!(message.starts_with("invalid request body: "), "{message}");
+}
+
+#[tokio::test]
+async fn array_body_is_rejected() {
+    let app = app_for(&tiny_args());
+    for (path, body) in [
+        ("/v1/embeddings", r#"["hello", "m", null, null]"#),
+        ("/tokenize", r#"["hello"]"#),
+    ] {
+        let reply = post(&app, path, body).await;
+        assert_eq!(reply.status, 400, "{path}: {}", reply.text());
+        let text = reply.text();
+        assert!(text.contains("must be a JSON object"), "{path}: {text}");
+    }
 }
 
 /// The worker is paused, so the first request keeps its tokens in the queue.
@@ -314,6 +330,15 @@ async fn wrong_method_gets_405_json() {
         message.contains("/v1/embeddings does not take GET"),
         "{message}"
     );
+}
+
+#[tokio::test]
+async fn tei_route_405_has_tei_shape() {
+    let reply = send(&app_for(&tiny_args()), Method::GET, "/embed", None).await;
+    assert_eq!(reply.status, 405);
+    let body = reply.json();
+    assert!(body["error"].is_string(), "{body}");
+    assert_eq!(body["error_type"], "Validation", "{body}");
 }
 
 #[tokio::test]
