@@ -260,6 +260,7 @@ fn schemas() -> Value {
             "properties": {
                 "input": schema_ref("Input"),
                 "add_special_tokens": { "type": "boolean", "default": true },
+                "truncate": { "type": "boolean", "default": true },
             },
         },
         "TokenizeResponse": {

@@ -359,3 +359,20 @@ async fn null_formats_mean_defaults() {
     .await;
     assert!(reply.json()["data"][0]["embedding"].is_array());
 }
+
+#[tokio::test]
+async fn tokenize_truncate_false_rejects_long_input() {
+    let mut args = tiny_args();
+    args.max_input_tokens = 8;
+    let long = "many words in this text ".repeat(4);
+    let app = app_for(&args);
+
+    let body = serde_json::json!({ "input": long, "truncate": false }).to_string();
+    let reply = post(&app, "/tokenize", &body).await;
+    assert_eq!(reply.status, 413, "{}", reply.text());
+
+    let body = serde_json::json!({ "input": long }).to_string();
+    let reply = post(&app, "/tokenize", &body).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["data"][0]["truncated"], true);
+}

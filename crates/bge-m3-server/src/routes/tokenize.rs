@@ -20,11 +20,15 @@ pub(super) struct TokenizeRequest {
     #[serde(alias = "inputs")]
     input: Inputs,
     /// Whether `<s>` and `</s>` are listed, as in text-embeddings-inference.
-    #[serde(default = "special_tokens_by_default")]
+    #[serde(default = "on_by_default")]
     add_special_tokens: bool,
+    /// Whether an input over the max input tokens is cut (else 413), as in
+    /// text-embeddings-inference.
+    #[serde(default = "on_by_default")]
+    truncate: bool,
 }
 
-fn special_tokens_by_default() -> bool {
+fn on_by_default() -> bool {
     true
 }
 
@@ -52,7 +56,8 @@ pub(super) async fn tokenize(
     let request: TokenizeRequest = parse_json(body, state.limits().max_payload_bytes)?;
     let texts = state.check_inputs(request.input, "input")?;
     let embedder = state.embedder();
-    let tokenized = tokenize_texts(embedder.clone(), texts, Truncation::Truncate).await?;
+    let truncation = Truncation::from_request(Some(request.truncate), true);
+    let tokenized = tokenize_texts(embedder.clone(), texts, truncation).await?;
     let tokenizer = embedder.tokenizer();
     let data = tokenized
         .into_iter()
