@@ -44,13 +44,13 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value_t = Mode::Throughput)]
     mode: Mode,
 
-    /// Timed repetitions of the whole workload (throughput mode).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
-    repeat: u32,
+    /// Timed repetitions of the whole workload (throughput mode) [default: 3].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    repeat: Option<u32>,
 
-    /// Timed calls of one text each (latency mode).
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
-    calls: u32,
+    /// Timed calls of one text each (latency mode) [default: 100].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    calls: Option<u32>,
 
     /// Untimed calls of one text each before timing starts, so that ONNX Runtime's
     /// first-run allocations are not timed.
@@ -155,11 +155,14 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let load_memory = MemoryStatus::read()?;
     let memory_peak_reset = reset_peak_rss();
 
+    warn_of_unused_count(args);
+    let repeat = args.repeat.unwrap_or(DEFAULT_REPEAT);
+    let calls = args.calls.unwrap_or(DEFAULT_CALLS);
     // In latency mode a text that no call reaches is left out of the report, so that
     // its tokens and texts/s describe the texts that were timed.
     let texts = match args.mode {
         Mode::Throughput => &texts[..],
-        Mode::Latency => &texts[..texts.len().min(args.calls as usize)],
+        Mode::Latency => &texts[..texts.len().min(calls as usize)],
     };
     let outputs = args.outputs.outputs();
     for index in 0..args.warmup as usize {
@@ -167,10 +170,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     }
     let (seconds, tokens, tokens_per_call) = match args.mode {
         Mode::Throughput => {
-            let (seconds, tokens) = time_throughput(&embedder, texts, outputs, args.repeat)?;
+            let (seconds, tokens) = time_throughput(&embedder, texts, outputs, repeat)?;
             (seconds, tokens, tokens as f64)
         }
-        Mode::Latency => time_latency(&embedder, texts, outputs, args.calls)?,
+        Mode::Latency => time_latency(&embedder, texts, outputs, calls)?,
     };
     let run_memory = MemoryStatus::read()?;
 
@@ -186,6 +189,23 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     serde_json::to_writer(&mut out, &report).context("failed to write the report")?;
     out.write_all(b"\n").context("failed to write the report")?;
     Ok(ExitCode::SUCCESS)
+}
+
+const DEFAULT_REPEAT: u32 = 3;
+const DEFAULT_CALLS: u32 = 100;
+
+/// Warns of `--repeat` in latency mode and `--calls` in throughput mode, which the
+/// other mode uses.
+fn warn_of_unused_count(args: &BenchArgs) {
+    match args.mode {
+        Mode::Throughput if args.calls.is_some() => {
+            tracing::warn!("--calls applies to --mode latency only; ignored");
+        }
+        Mode::Latency if args.repeat.is_some() => {
+            tracing::warn!("--repeat applies to --mode throughput only; ignored");
+        }
+        _ => {}
+    }
 }
 
 fn options(args: &BenchArgs) -> EmbedderOptions {

@@ -170,6 +170,22 @@ fn latency_rates_are_per_call() {
 }
 
 #[test]
+fn count_of_other_mode_is_warned() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = workload(dir.path(), &TEXTS);
+    let cases = [
+        (["--mode", "latency", "--calls", "2", "--repeat", "2"], "--repeat applies"),
+        (["--mode", "throughput", "--calls", "2", "--repeat", "1"], "--calls applies"),
+    ];
+    for (flags, expected) in cases {
+        let output = bench(&input, &flags);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        assert!(stderr.contains(expected), "{flags:?}: {stderr}");
+    }
+}
+
+#[test]
 fn bench_rejects_empty_input() {
     let dir = tempfile::tempdir().unwrap();
     let output = bench(&workload(dir.path(), &[]), &[]);

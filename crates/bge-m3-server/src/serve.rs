@@ -64,7 +64,9 @@ async fn run_async(args: &ServeArgs) -> anyhow::Result<()> {
             seconds = args.shutdown_timeout,
             "server stopped: the shutdown timeout passed, open connections were closed"
         ),
-        Stopped::Forced => tracing::warn!("server stopped: open connections were closed"),
+        Stopped::Forced => {
+            tracing::warn!("server stopped on a second signal: open connections were closed");
+        }
     }
     Ok(())
 }

@@ -13,19 +13,16 @@ pub fn listen() -> watch::Receiver<u32> {
     let (sender, receiver) = watch::channel(0);
     tokio::spawn(async move {
         let mut signals = Signals::new();
-        for count in 1..=2 {
-            let name = signals.next().await;
-            sender.send_replace(count);
-            if count == 1 {
-                tracing::info!(
-                    signal = name,
-                    "shutting down: finishing the requests in flight \
-                     (send the signal again to stop now)"
-                );
-            } else {
-                tracing::warn!(signal = name, "second signal: stopping now");
-            }
-        }
+        let name = signals.next().await;
+        tracing::info!(
+            signal = name,
+            "shutting down: finishing the requests in flight \
+             (send the signal again to stop now)"
+        );
+        sender.send_replace(1);
+        // The server logs how it stopped, so the second signal is not logged here.
+        signals.next().await;
+        sender.send_replace(2);
     });
     receiver
 }
