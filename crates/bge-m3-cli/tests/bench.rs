@@ -174,8 +174,14 @@ fn count_of_other_mode_is_warned() {
     let dir = tempfile::tempdir().unwrap();
     let input = workload(dir.path(), &TEXTS);
     let cases = [
-        (["--mode", "latency", "--calls", "2", "--repeat", "2"], "--repeat applies"),
-        (["--mode", "throughput", "--calls", "2", "--repeat", "1"], "--calls applies"),
+        (
+            ["--mode", "latency", "--calls", "2", "--repeat", "2"],
+            "--repeat applies",
+        ),
+        (
+            ["--mode", "throughput", "--calls", "2", "--repeat", "1"],
+            "--calls applies",
+        ),
     ];
     for (flags, expected) in cases {
         let output = bench(&input, &flags);

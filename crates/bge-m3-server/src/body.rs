@@ -47,7 +47,7 @@ pub fn parse_json<T: DeserializeOwned>(
         };
         ApiError::InvalidJson {
             field,
-            reason: error.inner().to_string(),
+            reason: with_hint(error.inner()),
         }
     })?;
     deserializer.end().map_err(|error| ApiError::InvalidJson {
@@ -55,6 +55,21 @@ pub fn parse_json<T: DeserializeOwned>(
         reason: error.to_string(),
     })?;
     Ok(value)
+}
+
+/// Returns the parser's message, with the cause spelled out where serde_json's words
+/// hide it.
+fn with_hint(error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    // serde_json reports a lone UTF-16 surrogate (`"\ud800"`, as JavaScript strings
+    // can hold) as an unexpected end of, or a lone surrogate in, a hex escape.
+    if message.contains("hex escape") {
+        return format!(
+            "{message}; a \\u escape from D800 to DFFF must be half of a surrogate pair, \
+             so replace a lone surrogate with \\uFFFD"
+        );
+    }
+    message
 }
 
 /// Reads an optional field whose `null` means its default, as a missing field does.

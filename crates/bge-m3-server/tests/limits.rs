@@ -372,3 +372,18 @@ async fn body_with_byte_order_mark_is_read() {
     let reply = post(&app_for(&tiny_args()), "/v1/embeddings", body).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
 }
+
+#[tokio::test]
+async fn lone_surrogate_is_explained() {
+    let app = app_for(&tiny_args());
+    for body in [r#"{"input": "\ud800"}"#, r#"{"input": "\udc00"}"#] {
+        let reply = post(&app, "/v1/embeddings", body).await;
+        assert_eq!(reply.status, 400, "{body}");
+        let message = reply.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(message.contains("surrogate pair"), "{body}: {message}");
+        assert!(message.contains(r"\uFFFD"), "{body}: {message}");
+    }
+}
