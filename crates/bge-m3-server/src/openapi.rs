@@ -256,9 +256,10 @@ fn schemas() -> Value {
         },
         "TokenizeRequest": {
             "type": "object",
-            "required": ["input"],
+            "description": "The texts go in input or in inputs, not both.",
             "properties": {
                 "input": schema_ref("Input"),
+                "inputs": schema_ref("Input"),
                 "add_special_tokens": { "type": "boolean", "default": true },
                 "truncate": { "type": "boolean", "default": true },
             },

@@ -376,3 +376,21 @@ async fn tokenize_truncate_false_rejects_long_input() {
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.json()["data"][0]["truncated"], true);
 }
+
+#[tokio::test]
+async fn tokenize_needs_one_input_field() {
+    let app = app_for(&tiny_args());
+    let cases = [
+        (r#"{"input": "a", "inputs": "b"}"#, "both input and inputs"),
+        (r#"{"truncate": true}"#, "missing field"),
+    ];
+    for (body, expected) in cases {
+        let reply = post(&app, "/tokenize", body).await;
+        assert_eq!(reply.status, 400, "{body}");
+        let message = reply.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(message.contains(expected), "{body}: {message}");
+    }
+}

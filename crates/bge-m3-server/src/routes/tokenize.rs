@@ -17,8 +17,10 @@ use crate::tokenize::{tokenize as tokenize_texts, Truncation};
 
 #[derive(Debug, Deserialize)]
 pub(super) struct TokenizeRequest {
-    #[serde(alias = "inputs")]
-    input: Inputs,
+    /// The texts, under this project's name for them.
+    input: Option<Inputs>,
+    /// The texts, under text-embeddings-inference's name for them.
+    inputs: Option<Inputs>,
     /// Whether `<s>` and `</s>` are listed, as in text-embeddings-inference.
     #[serde(default = "on_by_default")]
     add_special_tokens: bool,
@@ -54,7 +56,23 @@ pub(super) async fn tokenize(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<TokenizeResponse>, ApiError> {
     let request: TokenizeRequest = parse_json(body, state.limits().max_payload_bytes)?;
-    let texts = state.check_inputs(request.input, "input")?;
+    let input = match (request.input, request.inputs) {
+        (Some(input), None) | (None, Some(input)) => input,
+        (Some(_), Some(_)) => {
+            return Err(ApiError::InvalidField {
+                field: "input",
+                reason: "the body has both input and inputs; send the texts in one of them"
+                    .to_owned(),
+            })
+        }
+        (None, None) => {
+            return Err(ApiError::InvalidField {
+                field: "input",
+                reason: "missing field: send the texts in input (or inputs)".to_owned(),
+            })
+        }
+    };
+    let texts = state.check_inputs(input, "input")?;
     let embedder = state.embedder();
     let truncation = Truncation::from_request(Some(request.truncate), true);
     let tokenized = tokenize_texts(embedder.clone(), texts, truncation).await?;
