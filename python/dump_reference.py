@@ -29,12 +29,33 @@ def f32(value) -> float:
 
 
 def read_texts(path: pathlib.Path, jsonl: bool) -> list[str]:
+    """Read one text per line, or one {"text": ...} object per line with `jsonl`, where
+    blank lines are skipped as `bge-m3 embed --jsonl` skips them."""
     lines = path.read_text(encoding="utf-8").split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    if jsonl:
-        return [json.loads(line)["text"] for line in lines]
-    return [line.removesuffix("\r") for line in lines]
+    if not jsonl:
+        return [line.removesuffix("\r") for line in lines]
+    texts = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            texts.append(json.loads(line)["text"])
+        except (json.JSONDecodeError, KeyError, TypeError) as error:
+            raise SystemExit(f"error: {path} line {number} is not a JSON object with a "
+                             f"string field \"text\": {error}") from error
+    return texts
+
+
+def check_max_length(max_length: int, checkpoint: pathlib.Path) -> None:
+    """Exit with a message when `max_length` is outside 2 and the model's limit."""
+    config = json.loads((checkpoint / "config.json").read_text(encoding="utf-8"))
+    # XLM-RoBERTa's positions start after the padding id, so 8194 positions give 8192.
+    limit = config["max_position_embeddings"] - config.get("pad_token_id", 1) - 1
+    if not 2 <= max_length <= limit:
+        raise SystemExit(f"error: --max-length {max_length} is invalid; give 2 (room for <s> and "
+                         f"</s>) to the model's limit of {limit} tokens")
 
 
 def dump(flag_model, texts: list[str], max_length: int, out) -> None:
@@ -65,11 +86,16 @@ def main() -> None:
     parser.add_argument("checkpoint", type=pathlib.Path, help="FlagEmbedding checkpoint folder")
     parser.add_argument("texts", type=pathlib.Path, help="file with one text per line")
     parser.add_argument("output", type=pathlib.Path, help="JSONL file to write")
-    parser.add_argument("--max-length", type=int, default=8192)
+    parser.add_argument("--max-length", type=int, default=8192,
+                        help="tokens per text, <s> and </s> included (default: 8192)")
     parser.add_argument("--jsonl", action="store_true", help='read {"text": ...} lines')
     args = parser.parse_args()
-    flag_model = export_onnx.load_flag_model(args.checkpoint)
+    export_onnx.check_checkpoint(args.checkpoint)
+    check_max_length(args.max_length, args.checkpoint)
     texts = read_texts(args.texts, args.jsonl)
+    if not texts:
+        raise SystemExit(f"error: no texts in {args.texts}")
+    flag_model = export_onnx.load_flag_model(args.checkpoint)
     with open(args.output, "w", encoding="utf-8") as out:
         dump(flag_model, texts, args.max_length, out)
     print(f"wrote {len(texts)} records to {args.output}", file=sys.stderr)

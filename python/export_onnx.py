@@ -16,11 +16,12 @@ over the 2 GB protobuf limit. `tokenizer.json` and the configs are copied beside
 and `tokenizer.onnx` (onnxruntime-extensions) is written for ONNX Runtime users
 without a Hugging Face tokenizer.
 
-Usage: python python/export_onnx.py CHECKPOINT_DIR OUTPUT_DIR
+Usage: python python/export_onnx.py CHECKPOINT_DIR OUTPUT_DIR [--attention fused|standard]
 """
 
 import argparse
 import copy
+import os
 import pathlib
 import shutil
 import sys
@@ -41,6 +42,9 @@ SIDE_FILES = [
     "config.json",
 ]
 OPSET = 20
+# FlagEmbedding's heads. Without them, FlagEmbedding 1.4.2 makes random ones and logs
+# it only at INFO level, so a checkpoint without them is rejected.
+HEAD_FILES = ["colbert_linear.pt", "sparse_linear.pt"]
 
 
 class ThreeOutputs(torch.nn.Module):
@@ -66,18 +70,38 @@ class ThreeOutputs(torch.nn.Module):
 
 
 def load_flag_model(checkpoint: pathlib.Path):
-    """Load the checkpoint with FlagEmbedding on CPU in fp32."""
+    """Load the checkpoint folder with FlagEmbedding on CPU in fp32."""
     from FlagEmbedding import BGEM3FlagModel
 
+    check_checkpoint(checkpoint)
     return BGEM3FlagModel(str(checkpoint), use_fp16=False, devices="cpu")
+
+
+def check_checkpoint(checkpoint: pathlib.Path) -> None:
+    """Exit with a message when `checkpoint` is not a folder with both heads.
+
+    FlagEmbedding would read a missing folder as a Hub repository id, and a folder
+    without the heads as a model whose heads are to be made at random.
+    """
+    if not checkpoint.is_dir():
+        raise SystemExit(f"error: checkpoint folder {checkpoint} not found; give a local folder "
+                         f"with the model weights, the tokenizer and {' and '.join(HEAD_FILES)}")
+    missing = [name for name in HEAD_FILES if not (checkpoint / name).is_file()]
+    if missing:
+        raise SystemExit(f"error: {checkpoint} has no {' or '.join(missing)}; copy the heads "
+                         "from the model's repository (FlagEmbedding would make random ones)")
 
 
 def export(checkpoint: pathlib.Path, output: pathlib.Path, attention: str = "fused") -> pathlib.Path:
     """Write `model.onnx`, `model.onnx_data` and the side files into `output`.
 
     `attention` is "fused" (ONNX Runtime's MultiHeadAttention, see fused_attention.py)
-    or "standard" (the attention operators as PyTorch traces them).
+    or "standard" (the attention operators as PyTorch traces them). An existing
+    folder keeps its other files. The graph is checked against FlagEmbedding before it
+    replaces any `model.onnx` there, so a failed check leaves the folder as it was.
     """
+    if output.exists() and not output.is_dir():
+        raise SystemExit(f"error: output {output} is a file; give a folder for model.onnx and its files")
     flag_model = load_flag_model(checkpoint)
     if attention == "fused":
         import fused_attention
@@ -116,24 +140,36 @@ def export(checkpoint: pathlib.Path, output: pathlib.Path, attention: str = "fus
         model = fused_attention.split_on_padding(model)
 
     model_path = output / "model.onnx"
-    for stale in (model_path, output / "model.onnx_data"):
-        stale.unlink(missing_ok=True)
-    onnx.save_model(
-        model,
-        str(model_path),
-        save_as_external_data=True,
-        all_tensors_to_one_file=True,
-        location="model.onnx_data",
-        size_threshold=0,
-    )
+    with tempfile.TemporaryDirectory(dir=output, prefix=".export-") as staging:
+        staged = pathlib.Path(staging) / "model.onnx"
+        onnx.save_model(
+            model,
+            str(staged),
+            save_as_external_data=True,
+            all_tensors_to_one_file=True,
+            location="model.onnx_data",
+            size_threshold=0,
+        )
+        check_against_flag_model(flag_model, staged)
+        for name in ("model.onnx", "model.onnx_data"):
+            readable_by_all(pathlib.Path(staging) / name)
+            os.replace(pathlib.Path(staging) / name, output / name)
     for name in SIDE_FILES:
         source = checkpoint / name
         if source.exists() and source.resolve() != (output / name).resolve():
             shutil.copyfile(source, output / name)
 
-    check_against_flag_model(flag_model, model_path)
     export_tokenizer(flag_model.tokenizer, output)
     return model_path
+
+
+def readable_by_all(path: pathlib.Path) -> None:
+    """Give `path` the mode a new file gets under the umask, so that a service account
+    can read the export. onnx 1.23's `save_model` created the external data file with
+    mode 0600 here, under umask 0022."""
+    umask = os.umask(0)
+    os.umask(umask)
+    path.chmod(0o666 & ~umask)
 
 
 def export_tokenizer(tokenizer, output: pathlib.Path) -> pathlib.Path:
@@ -193,7 +229,9 @@ def check_against_flag_model(flag_model, model_path: pathlib.Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("checkpoint", type=pathlib.Path, help="FlagEmbedding checkpoint folder")
-    parser.add_argument("output", type=pathlib.Path, help="folder for model.onnx and its files")
+    parser.add_argument("output", type=pathlib.Path,
+                        help="folder for model.onnx and its files; an existing folder keeps its "
+                        "other files, and model.onnx, model.onnx_data and the copied files are replaced")
     parser.add_argument(
         "--attention",
         choices=["fused", "standard"],
