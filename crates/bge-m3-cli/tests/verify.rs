@@ -76,10 +76,11 @@ fn verify_fails_on_altered_weight() {
     let preview: String = text.chars().take(20).collect();
     let failed_line = stdout
         .lines()
-        .find(|line| line.contains("failed: text"))
+        .find(|line| line.contains("failed: line"))
         .unwrap();
+    // The reference has no blank lines, so record `index` is on line `index + 1`.
     assert!(
-        failed_line.contains(&format!("text {index}")),
+        failed_line.contains(&format!("line {} ", index + 1)),
         "{failed_line}"
     );
     assert!(

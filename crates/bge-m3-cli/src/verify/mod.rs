@@ -53,7 +53,7 @@ pub struct VerifyArgs {
 
 /// Runs `bge-m3 verify`.
 pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
-    let records = read_reference(&args.reference)?;
+    let (records, lines) = read_reference(&args.reference)?;
     if records.is_empty() {
         anyhow::bail!(
             "the reference {} has no records; write it with python/dump_reference.py",
@@ -80,7 +80,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         let failures = comparison.failures(tolerances);
         write_text_report(
             &mut out,
-            index,
+            lines[index],
             record,
             comparison,
             &failures,
@@ -90,7 +90,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
             failed.push(index);
         }
     }
-    write_summary(&mut out, &records, &comparisons, &failed)?;
+    write_summary(&mut out, &records, &lines, &comparisons, &failed)?;
     out.flush()?;
     Ok(if failed.is_empty() {
         ExitCode::SUCCESS
@@ -108,7 +108,8 @@ fn parse_tolerance(value: &str) -> Result<f32, String> {
     }
 }
 
-fn read_reference(path: &PathBuf) -> anyhow::Result<Vec<ReferenceRecord>> {
+/// Reads the reference records and the line number (1-based) of each in the file.
+fn read_reference(path: &PathBuf) -> anyhow::Result<(Vec<ReferenceRecord>, Vec<usize>)> {
     let file = File::open(path)
         .with_context(|| format!("failed to open the reference {}", path.display()))?;
     let text = std::io::read_to_string(BufReader::new(file))
@@ -117,16 +118,18 @@ fn read_reference(path: &PathBuf) -> anyhow::Result<Vec<ReferenceRecord>> {
         .enumerate()
         .filter(|(_, line)| !line.is_empty())
         .map(|(index, line)| {
-            serde_json::from_str(line).with_context(|| {
+            let record = serde_json::from_str(line).with_context(|| {
                 format!(
                     "line {} of {} is not a reference record (text, max_length, input_ids, \
                      dense, sparse, colbert); write it with python/dump_reference.py",
                     index + 1,
                     path.display()
                 )
-            })
+            })?;
+            Ok((record, index + 1))
         })
-        .collect()
+        .collect::<anyhow::Result<Vec<_>>>()
+        .map(|numbered| numbered.into_iter().unzip())
 }
 
 /// Embeds every reference text at its own max length and compares it.
@@ -179,7 +182,7 @@ fn token_list(tokens: &[(u32, f32)], tokenizer: &Tokenizer) -> String {
 
 fn write_text_report(
     out: &mut impl Write,
-    index: usize,
+    line: usize,
     record: &ReferenceRecord,
     comparison: &TextComparison,
     failures: &[String],
@@ -192,7 +195,7 @@ fn write_text_report(
     };
     writeln!(
         out,
-        "text {index} {} (max length {}, {} tokens, ids {}): {verdict}",
+        "line {line} {} (max length {}, {} tokens, ids {}): {verdict}",
         preview(&record.text),
         record.max_length,
         comparison.tokens,
@@ -243,6 +246,7 @@ fn write_text_report(
 fn write_summary(
     out: &mut impl Write,
     records: &[ReferenceRecord],
+    lines: &[usize],
     comparisons: &[TextComparison],
     failed: &[usize],
 ) -> std::io::Result<()> {
@@ -270,7 +274,8 @@ fn write_summary(
     for &index in failed {
         writeln!(
             out,
-            "  failed: text {index} {}",
+            "  failed: line {} {}",
+            lines[index],
             preview(&records[index].text)
         )?;
     }
