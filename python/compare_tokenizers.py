@@ -19,9 +19,10 @@ from transformers import AutoTokenizer
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("model_dir", type=pathlib.Path)
-    parser.add_argument("corpus", type=pathlib.Path)
-    parser.add_argument("--max-length", type=int, default=8192)
+    parser.add_argument("model_dir", type=pathlib.Path, help="model folder with tokenizer.json")
+    parser.add_argument("corpus", type=pathlib.Path, help="JSONL file of {\"text\": ...} records")
+    parser.add_argument("--max-length", type=int, default=8192,
+                        help="tokens per text, <s> and </s> included (default: 8192)")
     args = parser.parse_args()
 
     texts = [

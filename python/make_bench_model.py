@@ -80,7 +80,8 @@ def write_official(model_dir: pathlib.Path, official: pathlib.Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--output", type=pathlib.Path, default=REPO_ROOT / "models" / "bench-bge-m3")
+    parser.add_argument("--output", type=pathlib.Path, default=REPO_ROOT / "models" / "bench-bge-m3",
+                        help="model folder, replaced if present (default: models/bench-bge-m3)")
     parser.add_argument("--official", type=pathlib.Path,
                         help="folder for the BAAI/bge-m3 layout (default: OUTPUT-official)")
     parser.add_argument("--attention", choices=["fused", "standard"], default="fused",

@@ -91,7 +91,8 @@ def write_folder(folder: pathlib.Path, model: onnx.ModelProto, tiny: pathlib.Pat
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--output", type=pathlib.Path, default=REPO_ROOT / "tests" / "fixtures")
+    parser.add_argument("--output", type=pathlib.Path, default=REPO_ROOT / "tests" / "fixtures",
+                        help="fixtures folder, whose error fixtures are replaced (default: tests/fixtures)")
     args = parser.parse_args()
     tiny = args.output / "tiny-bge-m3"
     write_folder(args.output / "wrong-outputs", wrong_outputs_graph(), tiny)

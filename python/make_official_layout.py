@@ -242,7 +242,8 @@ def write_official_layout(fixtures: pathlib.Path) -> pathlib.Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--output", type=pathlib.Path, default=REPO_ROOT / "tests" / "fixtures")
+    parser.add_argument("--output", type=pathlib.Path, default=REPO_ROOT / "tests" / "fixtures",
+                        help="fixtures folder, whose tiny-bge-m3-official is replaced (default: tests/fixtures)")
     args = parser.parse_args()
     output = write_official_layout(args.output)
     print(f"wrote {output}", file=sys.stderr)

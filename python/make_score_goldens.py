@@ -13,7 +13,7 @@ Writes `tests/fixtures/goldens/scores.json` with, for the pairs below:
   length 512: dense inner products, `compute_lexical_matching_score` and
   `colbert_score`.
 
-Usage: python python/make_score_goldens.py [--model tests/fixtures/tiny-bge-m3]
+Usage: python python/make_score_goldens.py [--model tests/fixtures/tiny-bge-m3] [--output FILE]
 """
 
 import argparse

@@ -48,7 +48,8 @@ def rewrite_without(source: pathlib.Path, target: pathlib.Path, suffix: str) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--output", type=pathlib.Path, default=REPO_ROOT / "tests" / "fixtures")
+    parser.add_argument("--output", type=pathlib.Path, default=REPO_ROOT / "tests" / "fixtures",
+                        help="fixtures folder, whose state dict fixtures are replaced (default: tests/fixtures)")
     folder = parser.parse_args().output / "state-dicts"
     folder.mkdir(parents=True, exist_ok=True)
 

@@ -211,7 +211,8 @@ def write_versions(golden_dir: pathlib.Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--output", type=pathlib.Path, default=REPO_ROOT / "tests" / "fixtures")
+    parser.add_argument("--output", type=pathlib.Path, default=REPO_ROOT / "tests" / "fixtures",
+                        help="fixtures folder, whose model and goldens are replaced (default: tests/fixtures)")
     parser.add_argument(
         "--converter-path",
         default=os.environ.get("BGE_M3_CONVERTER_PATH", str(REPO_ROOT / "python" / ".converter")),

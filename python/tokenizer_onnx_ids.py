@@ -6,8 +6,9 @@ transformers, no PyTorch). One output line per input line: {"index": i, "ids": [
 Usage: python python/tokenizer_onnx_ids.py TOKENIZER_ONNX CORPUS_JSONL
 """
 
+import argparse
 import json
-import sys
+import pathlib
 
 import numpy as np
 import onnxruntime
@@ -15,13 +16,16 @@ from onnxruntime_extensions import get_library_path
 
 
 def main() -> None:
-    if len(sys.argv) != 3:
-        raise SystemExit(__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("tokenizer", type=pathlib.Path, help="tokenizer.onnx of an export")
+    parser.add_argument("corpus", type=pathlib.Path, help='JSONL file of {"text": ...} records')
+    args = parser.parse_args()
     options = onnxruntime.SessionOptions()
     options.register_custom_ops_library(get_library_path())
-    session = onnxruntime.InferenceSession(sys.argv[1], options, providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(str(args.tokenizer), options,
+                                           providers=["CPUExecutionProvider"])
     input_name = session.get_inputs()[0].name
-    with open(sys.argv[2], encoding="utf-8") as corpus:
+    with open(args.corpus, encoding="utf-8") as corpus:
         lines = corpus.read().split("\n")
     texts = [json.loads(line)["text"] for line in lines if line]
     for index, text in enumerate(texts):
