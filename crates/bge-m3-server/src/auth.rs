@@ -6,10 +6,10 @@ use std::str::FromStr;
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use subtle::ConstantTimeEq;
 
-use crate::error::{ApiError, TeiError};
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// A secret API key. Its `Debug` output is redacted, so logging the flags never
@@ -62,8 +62,7 @@ pub async fn require_api_key(
         .and_then(bearer_token);
     match presented {
         Some(token) if key.matches(token) => next.run(request).await,
-        _ if is_tei_route(request.uri().path()) => TeiError(ApiError::Unauthorized).into_response(),
-        _ => ApiError::Unauthorized.into_response(),
+        _ => ApiError::Unauthorized.into_response_for(request.uri().path()),
     }
 }
 
@@ -72,12 +71,6 @@ pub async fn require_api_key(
 fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then_some(token)
-}
-
-/// Returns whether a path is a text-embeddings-inference route, whose errors have
-/// that server's body shape.
-pub(crate) fn is_tei_route(path: &str) -> bool {
-    matches!(path, "/embed" | "/embed_sparse")
 }
 
 #[cfg(test)]

@@ -136,13 +136,19 @@ pub enum ApiError {
 }
 
 /// Returns " at <field>" for an error about one field, and nothing for one about the
-/// whole body (`.`) or a place the parser could not name (`?`).
+/// whole body.
 fn place(field: &str) -> String {
-    if field == "." || field == "?" {
-        String::new()
-    } else {
+    if names_field(field) {
         format!(" at {field}")
+    } else {
+        String::new()
     }
+}
+
+/// Returns whether a JSON path from the parser names a field: `.` is the whole body,
+/// and `?` a place the parser could not name. Errors about no field have no `param`.
+fn names_field(path: &str) -> bool {
+    path != "." && path != "?"
 }
 
 /// The class of an error, sent as `type` in the OpenAI body and as `error_type` in
@@ -195,9 +201,7 @@ impl ApiError {
     /// Returns the field the error is about, when there is one.
     fn param(&self) -> Option<String> {
         match self {
-            // `.` (the whole body) and `?` (a place the parser could not name) are no
-            // field, so the response has no `param`.
-            Self::InvalidJson { field, .. } if field != "." && field != "?" => Some(field.clone()),
+            Self::InvalidJson { field, .. } if names_field(field) => Some(field.clone()),
             Self::InvalidField { field, .. } => Some((*field).to_owned()),
             Self::InputTooLong { input_index, .. } | Self::Tokenize { input_index, .. } => {
                 Some(format!("input[{input_index}]"))
@@ -299,6 +303,19 @@ impl IntoResponse for ApiError {
         }
         let response = (self.status(), Json(json!({ "error": error }))).into_response();
         self.with_headers(response)
+    }
+}
+
+impl ApiError {
+    /// Renders the error in the body shape of the route at `path`: text-embeddings-
+    /// inference's for its routes, else OpenAI's. This is for errors raised outside a
+    /// route's handler, such as 401 and 405.
+    pub fn into_response_for(self, path: &str) -> Response {
+        if matches!(path, "/embed" | "/embed_sparse") {
+            TeiError(self).into_response()
+        } else {
+            self.into_response()
+        }
     }
 }
 

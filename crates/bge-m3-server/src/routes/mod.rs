@@ -19,14 +19,14 @@ use std::time::Instant;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{Method, Uri};
 use axum::middleware::{from_fn_with_state, Next};
-use axum::response::{IntoResponse as _, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use bge_m3::Embedding;
 use serde::Serialize;
 
-use crate::auth::{is_tei_route, require_api_key};
-use crate::error::{ApiError, TeiError};
+use crate::auth::require_api_key;
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Every route, with its method, as the router and the OpenAPI document list them.
@@ -76,11 +76,7 @@ async fn method_not_allowed(method: Method, uri: Uri) -> Response {
         method: method.to_string(),
         path: uri.path().to_owned(),
     };
-    if is_tei_route(uri.path()) {
-        TeiError(error).into_response()
-    } else {
-        error.into_response()
-    }
+    error.into_response_for(uri.path())
 }
 
 /// Records the route, status and duration of every request.
