@@ -8,7 +8,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use bge_m3::hub::{fetch_model, HubOptions, DEFAULT_REPO, DEFAULT_REVISION};
+use bge_m3::hub::{fetch_model, HubOptions, ModelSource, DEFAULT_REPO, DEFAULT_REVISION};
 
 use crate::progress::DownloadBar;
 
@@ -26,7 +26,7 @@ pub struct DownloadArgs {
 
 /// Runs `bge-m3 download`.
 pub fn run(args: &DownloadArgs) -> anyhow::Result<ExitCode> {
-    if std::path::Path::new(&args.repo).is_dir() {
+    if matches!(ModelSource::parse(&args.repo), Ok(ModelSource::Folder(_))) {
         anyhow::bail!(
             "{:?} is a folder in the current directory; download takes a Hub repository id, \
              and the other commands take a model folder as it is. To download a repository \

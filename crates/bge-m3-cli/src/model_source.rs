@@ -54,7 +54,10 @@ impl ModelArgs {
     }
 
     /// Returns the repository id when `--model` names a Hub repository, not a folder.
-    pub fn repository(&self) -> Option<&str> {
-        (!std::path::Path::new(&self.model).is_dir()).then_some(self.model.as_str())
+    pub fn repository(&self) -> Option<String> {
+        match ModelSource::parse(&self.model) {
+            Ok(ModelSource::Hub(repo)) => Some(repo),
+            _ => None,
+        }
     }
 }

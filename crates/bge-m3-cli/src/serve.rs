@@ -18,7 +18,7 @@ pub fn run(command: ServeCommand) -> anyhow::Result<()> {
     args.model = command.model.resolve()?;
     if args.model_name.is_none() {
         // A Hub snapshot folder is named by its commit hash, so the id names it better.
-        args.model_name = command.model.repository().map(str::to_owned);
+        args.model_name = command.model.repository();
     }
     bge_m3_server::run(&args)
 }

@@ -179,13 +179,9 @@ impl GraphScan {
             });
         }
         let bytes = std::fs::read(model).map_err(read_error)?;
-        let embedding_table = gathered_external_table(&bytes, INPUT_IDS);
-        if embedding_table.is_none() {
-            tracing::debug!(graph = %model.display(), "no external embedding table found");
-        }
         Ok(Self {
             locations: scan_locations(&bytes),
-            embedding_table,
+            embedding_table: gathered_external_table(&bytes, INPUT_IDS),
         })
     }
 }

@@ -189,7 +189,10 @@ impl OnnxModel {
         // copied: the RSS after the load rose by twice the table's 977 MiB.
         let table = match stored_table {
             Some(stored) => embedding_table::read(path, stored)?,
-            None => None,
+            None => {
+                tracing::debug!(graph = %path.display(), "no external embedding table found");
+                None
+            }
         };
         if let Some(table) = table {
             let tensor = Tensor::from_array((table.shape, table.values))
