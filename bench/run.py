@@ -132,7 +132,7 @@ def engine_arguments(workload, args, input_path: pathlib.Path) -> list[str]:
     """Return the bge-m3 bench options for one workload."""
     repeat = 1 if args.quick else args.repeat
     warmup = max(args.warmup, 5) if workload.mode == "latency" else args.warmup
-    # Each mode gets its own count only; bge-m3 bench warns of the other one.
+    # Each mode gets only its own count, because bge-m3 bench warns of the other one.
     count = (["--calls", str(max(workload.calls, 1))] if workload.mode == "latency"
              else ["--repeat", str(repeat)])
     return [

@@ -38,7 +38,8 @@ class Workload:
     # uses 8192 so that each 8192-token text runs alone in every engine, because two in
     # one call need about 20 GB with unfused attention.
     token_budget: int = 4096
-    # Lengths are drawn evenly from tokens ± spread; 0 makes every text `tokens` long.
+    # Lengths are drawn evenly from tokens ± spread. A spread of 0 makes every text
+    # `tokens` long.
     spread: int = 0
 
     def lengths(self) -> list[int]:

@@ -49,7 +49,7 @@ def read_texts(path: pathlib.Path, jsonl: bool) -> list[str]:
 
 
 def check_max_length(max_length: int, checkpoint: pathlib.Path) -> None:
-    """Exit with a message when `max_length` is outside 2 and the model's limit."""
+    """Exit with a message when `max_length` is not between 2 and the model's limit."""
     config = json.loads((checkpoint / "config.json").read_text(encoding="utf-8"))
     # XLM-RoBERTa's positions start after the padding id, so 8194 positions give 8192.
     limit = config["max_position_embeddings"] - config.get("pad_token_id", 1) - 1

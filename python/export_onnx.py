@@ -43,7 +43,8 @@ SIDE_FILES = [
 ]
 OPSET = 20
 # FlagEmbedding's heads. Without them, FlagEmbedding 1.4.2 makes random ones and logs
-# it only at INFO level, so a checkpoint without them is rejected.
+# it only at INFO level (`finetune/embedder/encoder_only/m3/runner.py`), so a
+# checkpoint without them is rejected.
 HEAD_FILES = ["colbert_linear.pt", "sparse_linear.pt"]
 
 

@@ -65,7 +65,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = bge_m3::DEFAULT_TOKEN_BUDGET, value_parser = bge_m3_server::flags::token_budget)]
     token_budget: usize,
 
-    /// ONNX Runtime intra-op threads (default: one per physical core available; 0 lets
+    /// ONNX Runtime intra-op threads (default: one per physical core available, and 0 lets
     /// ONNX Runtime choose).
     #[arg(long, env = "BGE_M3_THREADS")]
     threads: Option<usize>,
@@ -275,7 +275,7 @@ fn time_latency(
 }
 
 impl Report {
-    /// Builds the report from the timings; `tokens_per_call` is the tokens of one
+    /// Builds the report from the timings. `tokens_per_call` is the tokens of one
     /// repetition (throughput) or the mean tokens of one call (latency).
     fn new(
         args: &BenchArgs,

@@ -28,9 +28,9 @@ pub struct DownloadArgs {
 pub fn run(args: &DownloadArgs) -> anyhow::Result<ExitCode> {
     if matches!(ModelSource::parse(&args.repo), Ok(ModelSource::Folder(_))) {
         anyhow::bail!(
-            "{:?} is a folder in the current directory; download takes a Hub repository id, \
-             and the other commands take a model folder as it is. To download a repository \
-             of that name, run download from another directory",
+            "{:?} is a folder in the current directory. The download command takes a Hub \
+             repository id, and the other commands take a model folder as it is. To download \
+             a repository of that name, run download from another directory",
             args.repo
         );
     }

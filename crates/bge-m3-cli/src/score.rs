@@ -66,7 +66,7 @@ pub struct ScoreArgs {
     #[arg(long, default_value_t = bge_m3::DEFAULT_TOKEN_BUDGET, value_parser = bge_m3_server::flags::token_budget)]
     token_budget: usize,
 
-    /// ONNX Runtime intra-op threads (default: one per physical core available; 0 lets
+    /// ONNX Runtime intra-op threads (default: one per physical core available, and 0 lets
     /// ONNX Runtime choose).
     #[arg(long, env = "BGE_M3_THREADS")]
     threads: Option<usize>,

@@ -197,8 +197,8 @@ fn second_sigterm_ends_stuck_request() {
 
 #[test]
 fn taken_port_fails_before_model_load() {
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = taken.local_addr().unwrap().port().to_string();
+    let occupant = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = occupant.local_addr().unwrap().port().to_string();
     let output = Command::new(env!("CARGO_BIN_EXE_bge-m3"))
         .args(["serve", "--port", &port, "--model"])
         .arg(tiny_model_dir())

@@ -80,7 +80,7 @@ pub struct ServeArgs {
     pub token_budget: usize,
 
     /// ONNX Runtime intra-op threads (default: the physical cores available minus one,
-    /// at least one, which leaves a core to HTTP, JSON and tokenization; 0 lets ONNX
+    /// at least one, which leaves a core to HTTP, JSON and tokenization. 0 lets ONNX
     /// Runtime choose).
     #[arg(long, env = "BGE_M3_THREADS")]
     pub threads: Option<usize>,

@@ -26,7 +26,7 @@ pub fn parse_json<T: DeserializeOwned>(
             reason: rejection.body_text(),
         },
     })?;
-    // A UTF-8 byte order mark is not JSON, but some clients write one; the CLI's
+    // A UTF-8 byte order mark is not JSON, but some clients write one. The CLI's
     // input reader skips it too.
     let json = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
     // serde reads a struct from an array of its fields in order too, so the shape is

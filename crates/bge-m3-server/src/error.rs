@@ -307,9 +307,9 @@ impl IntoResponse for ApiError {
 }
 
 impl ApiError {
-    /// Renders the error in the body shape of the route at `path`: text-embeddings-
-    /// inference's for its routes, else OpenAI's. This is for errors raised outside a
-    /// route's handler, such as 401 and 405.
+    /// Renders the error in the body shape of the route at `path`: the shape of
+    /// text-embeddings-inference on its routes, else OpenAI's. This is for errors
+    /// raised outside a route's handler, such as 401 and 405.
     pub fn into_response_for(self, path: &str) -> Response {
         if matches!(path, "/embed" | "/embed_sparse") {
             TeiError(self).into_response()

@@ -45,7 +45,7 @@ pub struct VerifyArgs {
     #[arg(long, default_value_t = 1e-5, value_parser = parse_tolerance)]
     colbert_tolerance: f32,
 
-    /// ONNX Runtime intra-op threads (default: one per physical core available; 0 lets
+    /// ONNX Runtime intra-op threads (default: one per physical core available, and 0 lets
     /// ONNX Runtime choose).
     #[arg(long, env = "BGE_M3_THREADS")]
     threads: Option<usize>,
